@@ -1,0 +1,35 @@
+"""The errors graphc raises for user mistakes.
+
+Every message names the node involved, the shapes and dtypes it saw and the user's source line that
+created the node, so a mistake is reported where it was made, not deep inside a backend.
+"""
+
+from __future__ import annotations
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises on purpose."""
+
+
+class ShapeError(GraphcError, ValueError):
+    """Shapes that do not broadcast, contract or fit an op's rule; a bad axis."""
+
+
+class DTypeError(GraphcError, TypeError):
+    """A dtype an op does not accept, or operands whose dtypes do not combine."""
+
+
+class FeedError(GraphcError, ValueError):
+    """A missing feed, a feed of the wrong shape or dtype, or a feed of something that is not a placeholder."""
+
+
+class GraphError(GraphcError, ValueError):
+    """A structural mistake: a tensor from another graph, a cycle, an unknown name."""
+
+
+class GradientError(GraphcError):
+    """A gradient would have to flow through an op that has none."""
+
+
+class CompileError(GraphcError):
+    """A backend cannot compile a node (an op or dtype it does not support)."""

@@ -1,0 +1,15 @@
+"""The op library: one module per family, each op an ``OpDef`` in ``REGISTRY`` plus its public function."""
+
+from graphc.ops import elementwise, linalg, nn, random, reduce, shape, sources, state
+from graphc.ops.elementwise import *  # noqa: F403
+from graphc.ops.linalg import *  # noqa: F403
+from graphc.ops.reduce import *  # noqa: F403
+from graphc.ops.registry import REGISTRY, OpDef
+from graphc.ops.shape import *  # noqa: F403
+from graphc.ops.sources import constant, placeholder
+from graphc.ops.state import Variable, assign, assign_add, global_variables_initializer, group
+
+__all__ = ["REGISTRY", "OpDef", "Variable", "assign", "assign_add", "constant", "elementwise",
+           "global_variables_initializer", "group", "linalg", "nn", "placeholder", "random", "reduce",
+           "shape", "sources", "state"]
+__all__ += elementwise.__all__ + linalg.__all__ + reduce.__all__ + shape.__all__

@@ -1,0 +1,82 @@
+"""Session: holds variable values, validates feeds, compiles each run signature once, commits updates.
+
+The Session is the same for every backend; a backend only compiles a plan and runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from graphc.backends import DEFAULT_BACKEND, get_backend
+from graphc.errors import GraphcError
+from graphc.graph.graph import Graph, get_default_graph
+from graphc.graph.node import Node, Tensor
+from graphc.runtime.feeds import check_feeds
+from graphc.runtime.fetches import flatten_fetches
+from graphc.runtime.plan import make_plan
+
+
+class Session:
+    """Runs fetches of one graph: ``with gc.Session() as sess: sess.run(loss, feed_dict={x: xb})``."""
+
+    def __init__(self, graph: Graph | None = None, backend: str = DEFAULT_BACKEND) -> None:
+        self.graph = graph or get_default_graph()
+        self.backend_name = backend
+        self._backend = get_backend(backend)
+        self._executables: dict[tuple, Any] = {}
+        self._values: dict[Node, np.ndarray] = {}  # variable node -> its current value (owned buffer)
+        self._run_count = 0  # advances once per run; random ops draw from (seed, run_count)
+        self._closed = False
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release variable buffers and compiled code; the session cannot run afterwards."""
+        self._values.clear()
+        self._executables.clear()
+        self._closed = True
+
+    def run(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Any:
+        """Evaluate ``fetches`` (tensor, op, or list/tuple/dict of them) and apply the update ops among them.
+
+        Returns numpy arrays (None for ops without a value) in the structure of ``fetches``. Variables read
+        in this run see their values from before it; updates commit together at its end.
+        """
+        if self._closed:
+            raise GraphcError("this Session is closed")
+        targets, rebuild = flatten_fetches(self.graph, fetches)
+        feeds = check_feeds(self.graph, feed_dict)
+        executable = self._executable(tuple(targets), frozenset(feeds))
+        self._initialize(executable.plan.variables)
+        values, updates = executable.run(feeds, self._values, self._run_count)
+        # copy fetches before committing: a fetched variable must show its value from before the run
+        fetched = [None if v is None else np.array(v) for v in values]
+        self._commit(updates)
+        self._run_count += 1
+        return rebuild(fetched)
+
+    def _executable(self, targets: tuple[Tensor | Node, ...], fed: frozenset[Node]) -> Any:
+        key = (targets, fed)
+        if key not in self._executables:
+            self._executables[key] = self._backend.compile(make_plan(self.graph, targets, fed))
+        return self._executables[key]
+
+    def _initialize(self, variables: tuple[Node, ...]) -> None:
+        """Give each variable that has no value yet its initial value (evaluated in this session)."""
+        for node in variables:
+            if node not in self._values:
+                initial = self.run(node.attrs["initial_value"])
+                self._values[node] = np.array(initial, dtype=node.types[0].dtype)
+
+    def _commit(self, updates: dict[Node, np.ndarray]) -> None:
+        # every new value was computed before any is written: a failed run leaves all variables untouched
+        staged = {node: np.array(value, dtype=node.types[0].dtype) for node, value in updates.items()}
+        for node, value in staged.items():
+            np.copyto(self._values[node], value)

@@ -1,0 +1,5 @@
+"""(being written)"""
+
+
+def text(target):
+    raise NotImplementedError
