@@ -1,0 +1,3 @@
+from tests.ops.harness import OpCase  # noqa: F401
+
+CASES: list = []
