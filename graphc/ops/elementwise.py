@@ -81,7 +81,8 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 def _gelu(x: np.ndarray) -> np.ndarray:
     # exact GELU, x * Phi(x), evaluated in float64 then rounded once
     wide = x.astype(np.float64)
-    return (0.5 * wide * (1 + _erf(wide / math.sqrt(2)).astype(np.float64))).astype(x.dtype)
+    erf = np.asarray(_erf(wide / math.sqrt(2)), dtype=np.float64)
+    return (0.5 * wide * (1 + erf)).astype(x.dtype)
 
 
 def _div_infer(x: TensorType, y: TensorType) -> TensorType:
