@@ -20,7 +20,13 @@ from graphc.graph.types import TensorType, broadcast_shapes
 from graphc.ops.convert import as_tensor, common_operands
 from graphc.ops.registry import OpDef, apply, register
 
-__all__ = ["exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "softplus", "gelu", "neg", "abs", "sign", "square", "relu", "logical_not", "stop_gradient", "zeros_like", "ones_like", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "leaky_relu", "elu", "where", "clip", "cast"]
+__all__ = [
+    "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "softplus",
+    "gelu", "neg", "abs", "sign", "square", "relu", "logical_not", "stop_gradient", "zeros_like",
+    "ones_like", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "equal", "not_equal", "less",
+    "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "leaky_relu", "elu", "where",
+    "clip", "cast",
+]
 
 _BOOL = frozenset({"bool"})
 

@@ -93,7 +93,8 @@ def _binary_cases():
 
 def _other_cases():
     for dtype in FLOATS:
-        yield OpCase(ew.LEAKY_RELU, lambda x: gc.leaky_relu(x, alpha=0.1), lambda rng, d=dtype: [uniform(rng, (4, 5), d)],
+        yield OpCase(ew.LEAKY_RELU, lambda x: gc.leaky_relu(x, alpha=0.1),
+                     lambda rng, d=dtype: [uniform(rng, (4, 5), d)],
                      lambda x: np.where(x > 0, x, x * x.dtype.type(0.1)), dtype)
         yield OpCase(ew.ELU, lambda x: gc.elu(x, alpha=1.5), lambda rng, d=dtype: [uniform(rng, (4, 5), d)],
                      _as_input(lambda x: np.where(x > 0, x, 1.5 * (np.exp(x) - 1))), dtype, rtol=1e-6)
