@@ -89,16 +89,6 @@ class Graph:
         self._by_name[name] = node
         return node
 
-    @property
-    def variables(self) -> list[Tensor]:
-        """Every variable of the graph, in creation order."""
-        from graphc.ops.state import Variable
-
-        return [n.outputs[0] for n in self.nodes if n.outputs and isinstance(n.outputs[0], Variable)]
-
-    def trainable_variables(self) -> list[Tensor]:
-        return [v for v in self.variables if v.trainable]
-
 
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not _VALID_NAME.match(name):

@@ -7,9 +7,19 @@ from graphc.ops.reduce import *  # noqa: F403
 from graphc.ops.registry import REGISTRY, OpDef
 from graphc.ops.shape import *  # noqa: F403
 from graphc.ops.sources import constant, placeholder
-from graphc.ops.state import Variable, assign, assign_add, global_variables_initializer, group
+from graphc.ops.state import (
+    Variable,
+    assign,
+    assign_add,
+    global_variables,
+    global_variables_initializer,
+    group,
+    trainable_variables,
+)
 
-__all__ = ["REGISTRY", "OpDef", "Variable", "assign", "assign_add", "constant", "elementwise",
-           "global_variables_initializer", "group", "linalg", "nn", "placeholder", "random", "reduce",
-           "shape", "sources", "state"]
+__all__ = [
+    "REGISTRY", "OpDef", "Variable", "assign", "assign_add", "constant", "elementwise", "global_variables",
+    "global_variables_initializer", "group", "linalg", "nn", "placeholder", "random", "reduce", "shape",
+    "sources", "state", "trainable_variables",
+]
 __all__ += elementwise.__all__ + linalg.__all__ + reduce.__all__ + shape.__all__

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphc.errors import DTypeError, GraphError, ShapeError
-from graphc.graph.graph import get_default_graph
+from graphc.graph.graph import Graph, get_default_graph
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, format_shape
 from graphc.ops.convert import as_tensor
@@ -136,8 +136,19 @@ def group(*ops: Tensor | Node, name: str | None = None) -> Node:
     return apply(GROUP, [], name, control_inputs=tuple(nodes))
 
 
-def global_variables_initializer(graph: Any = None) -> Node:
+def global_variables(graph: Graph | None = None) -> list[Variable]:
+    """Every variable of ``graph`` (default: the default graph), in creation order."""
+    graph = graph or get_default_graph()
+    return [node.outputs[0] for node in graph.nodes if node.op is VARIABLE]
+
+
+def trainable_variables(graph: Graph | None = None) -> list[Variable]:
+    """The variables created with ``trainable=True`` (what optimizers update by default)."""
+    return [v for v in global_variables(graph) if v.trainable]
+
+
+def global_variables_initializer(graph: Graph | None = None) -> Node:
     """An op that (re)initializes every variable of the graph from its initial value."""
     graph = graph or get_default_graph()
     with graph.as_default():
-        return group(*(assign(v, v.initial_value) for v in graph.variables), name="init")
+        return group(*(assign(v, v.initial_value) for v in global_variables(graph)), name="init")

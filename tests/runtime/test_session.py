@@ -87,7 +87,7 @@ def test_variable_from_tensor_and_dtype():
         assert (w.dtype, c.dtype, c.trainable, w.trainable) == ("float64", "int32", False, True)
         assert w.initial_value.node.op.name == "mul"
         assert c.initial_value.name == "c/initial_value"
-        assert isinstance(w, gc.Variable) and gc.get_default_graph().variables == [w, c]
+        assert isinstance(w, gc.Variable) and gc.global_variables() == [w, c] and gc.trainable_variables() == [w]
         with gc.Session() as sess:
             assert sess.run([w, c])[0].tolist() == [3.0, 6.0]
         with pytest.raises(ShapeError, match="fully known shape"):
