@@ -52,15 +52,19 @@ class Session:
         if self._closed:
             raise GraphcError("this Session is closed")
         targets, rebuild = flatten_fetches(self.graph, fetches)
-        feeds = check_feeds(self.graph, feed_dict)
-        executable = self._executable(tuple(targets), frozenset(feeds))
+        fetched = self._execute(tuple(targets), check_feeds(self.graph, feed_dict))
+        self._run_count += 1
+        return rebuild(fetched)
+
+    def _execute(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray]) -> list[Any]:
+        """One run at the current run count: initialize what it reads, evaluate, commit its updates."""
+        executable = self._executable(targets, frozenset(feeds))
         self._initialize(executable.plan.variables)
         values, updates = executable.run(feeds, self._values, self._run_count)
         # copy fetches before committing: a fetched variable must show its value from before the run
         fetched = [None if v is None else np.array(v) for v in values]
         self._commit(updates)
-        self._run_count += 1
-        return rebuild(fetched)
+        return fetched
 
     def _executable(self, targets: tuple[Tensor | Node, ...], fed: frozenset[Node]) -> Any:
         key = (targets, fed)
@@ -69,10 +73,11 @@ class Session:
         return self._executables[key]
 
     def _initialize(self, variables: tuple[Node, ...]) -> None:
-        """Give each variable that has no value yet its initial value (evaluated in this session)."""
+        """Give each variable that has no value yet its initial value, evaluated as part of the current run
+        (same run count), so initializing does not shift the random draws the user's runs see."""
         for node in variables:
             if node not in self._values:
-                initial = self.run(node.attrs["initial_value"])
+                (initial,) = self._execute((node.attrs["initial_value"],), {})
                 self._values[node] = np.array(initial, dtype=node.types[0].dtype)
 
     def _commit(self, updates: dict[Node, np.ndarray]) -> None:

@@ -14,7 +14,7 @@ def test_function_with_updates_minimizes_a_quadratic():
         grad = 2 * (w - target)  # written by hand until gc.gradients lands
         train = gc.function([target], loss, updates=[(w, w - 0.25 * grad)])
         predict = gc.function([], w)
-        losses = [float(train([3.0, -1.0])) for _ in range(20)]
+        losses = [float(train([3.0, -1.0])) for _ in range(40)]
     assert losses[0] == 9.0 + 121.0  # the loss is computed before the step's update
     assert losses == sorted(losses, reverse=True)
     np.testing.assert_allclose(predict(), [3.0, -1.0], atol=1e-6)  # predict sees train's updates

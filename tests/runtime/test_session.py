@@ -163,3 +163,14 @@ def test_fetch_from_another_graph():
 def test_unknown_backend():
     with pytest.raises(gc.errors.CompileError, match="unknown backend"):
         gc.Session(backend="tpu")
+
+
+def test_initialization_is_part_of_the_run_that_needs_it():
+    with gc.Graph().as_default():
+        w = gc.Variable(gc.random.uniform((4,), seed=7), name="w")
+        draw = gc.random.uniform((4,), seed=7)  # same seed and run count -> same numbers
+        with gc.Session() as sess:
+            first_w, first_draw = sess.run([w, draw])
+            second_draw = sess.run(draw)
+    np.testing.assert_array_equal(first_w, first_draw)
+    assert not np.array_equal(first_draw, second_draw)
