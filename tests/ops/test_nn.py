@@ -1,0 +1,177 @@
+"""nn ops beyond the registry cases: build-time errors that point at the user's line, run-time label and
+shape checks, numerical stability at ±1000, and the shape conventions of the losses."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import graphc as gc
+from graphc.errors import DTypeError, GraphcError, ShapeError
+
+
+def _run(fetches, graph, feed_dict=None):
+    with gc.Session(graph, backend="numpy") as sess:
+        return sess.run(fetches, feed_dict)
+
+
+def _raising_line(info):
+    """The line of this file from which the failing call into graphc was made."""
+    return next(entry.lineno + 1 for entry in info.traceback if Path(entry.path) == Path(__file__))
+
+
+def _assert_names_node_and_line(info, node_name):
+    message = str(info.value)
+    assert f"'{node_name}'" in message, message
+    assert f"test_nn.py:{_raising_line(info)}" in message, message
+
+
+# -- build-time errors -----------------------------------------------------------------------------------
+def test_integer_logits_are_a_dtype_error():
+    graph = gc.Graph()
+    with graph.as_default():
+        logits = gc.placeholder("int32", (None, 10), name="logits")
+        labels = gc.placeholder("int64", (None,), name="labels")
+        with pytest.raises(DTypeError) as info:
+            gc.nn.sparse_softmax_cross_entropy(logits, labels, name="loss")
+        _assert_names_node_and_line(info, "loss")
+        assert "int32" in str(info.value)
+        with pytest.raises(DTypeError) as info:
+            gc.nn.softmax(logits, name="probs")
+        _assert_names_node_and_line(info, "probs")
+        with pytest.raises(DTypeError) as info:
+            gc.nn.softmax_cross_entropy(logits, np.eye(10, dtype=np.float32)[:3], name="xent")
+        _assert_names_node_and_line(info, "xent")
+
+
+def test_mismatched_label_shape_is_a_shape_error():
+    graph = gc.Graph()
+    with graph.as_default():
+        logits = gc.placeholder("float32", (32, 10), name="logits")
+        labels = gc.placeholder("int64", (16,), name="labels")
+        with pytest.raises(ShapeError) as info:
+            gc.nn.sparse_softmax_cross_entropy(logits, labels, name="loss")
+        _assert_names_node_and_line(info, "loss")
+        assert "[16]" in str(info.value) and "[32]" in str(info.value)
+        column = gc.placeholder("float32", (32, 1))
+        with pytest.raises(ShapeError) as info:  # (32, 1) against (32,) must not broadcast to (32, 32)
+            gc.nn.sigmoid_cross_entropy(column, gc.placeholder("float32", (32,)), name="bce")
+        _assert_names_node_and_line(info, "bce")
+
+
+def test_wrong_onehot_shape_is_a_shape_error():
+    graph = gc.Graph()
+    with graph.as_default():
+        logits = gc.placeholder("float32", (None, 10), name="logits")
+        onehot = gc.placeholder("float32", (None, 9), name="onehot")
+        with pytest.raises(ShapeError) as info:
+            gc.nn.softmax_cross_entropy(logits, onehot, name="xent")
+        _assert_names_node_and_line(info, "xent")
+        assert "[?,10]" in str(info.value) and "[?,9]" in str(info.value)
+
+
+@pytest.mark.parametrize("build, error", [
+    (lambda x, y: gc.nn.softmax(x, axis=2, name="bad"), ShapeError),
+    (lambda x, y: gc.nn.log_softmax(x, axis=1.0, name="bad"), ShapeError),
+    (lambda x, y: gc.nn.sparse_softmax_cross_entropy(x, gc.cast(y, "float32"), name="bad"), DTypeError),
+    (lambda x, y: gc.nn.mse(gc.cast(y, "int32"), gc.cast(y, "int64"), name="bad"), DTypeError),
+    (lambda x, y: gc.nn.mse(x, y, name="bad"), ShapeError),
+    (lambda x, y: gc.nn.hinge(gc.constant(1.0), gc.constant(2.0), name="bad"), ShapeError),
+])
+def test_other_build_errors(build, error):
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder("float32", (4, 3))
+        y = gc.placeholder("int64", (4,))
+        with pytest.raises(error) as info:
+            build(x, y)
+    assert "'bad'" in str(info.value)
+
+
+# -- run-time checks -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad_label", [3, -1])
+def test_a_label_outside_the_classes_fails_at_run_time_naming_the_node(bad_label):
+    graph = gc.Graph()
+    with graph.as_default():
+        logits = gc.placeholder("float32", (None, 3))
+        labels = gc.placeholder("int32", (None,))
+        loss = gc.nn.sparse_softmax_cross_entropy(logits, labels, name="loss")
+    feed = {logits: np.zeros((2, 3), np.float32), labels: np.array([0, bad_label], np.int32)}
+    with pytest.raises(GraphcError, match=r"'loss'.*test_nn\.py:\d+") as info:
+        _run(loss, graph, feed)
+    assert f"label {bad_label} is outside the class range [0, 3)" in str(info.value)
+
+
+def test_unknown_dims_do_not_broadcast_at_run_time():
+    graph = gc.Graph()
+    with graph.as_default():
+        predictions = gc.placeholder("float32", (None, 4))
+        targets = gc.placeholder("float32", (None, 4))
+        loss = gc.nn.mse(predictions, targets, name="loss")
+    feed = {predictions: np.zeros((3, 4), np.float32), targets: np.zeros((1, 4), np.float32)}
+    with pytest.raises(GraphcError, match="'loss'"):
+        _run(loss, graph, feed)
+
+
+# -- stability -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_stable_at_plus_minus_1000(dtype):
+    graph = gc.Graph()
+    logits_value = np.array([[1000, -1000, 0], [-1000, -1000, 1000]], dtype)
+    with graph.as_default():
+        logits = gc.constant(logits_value)
+        fetches = {
+            "log_softmax": gc.nn.log_softmax(logits),
+            "softmax": gc.nn.softmax(logits),
+            "sparse": gc.nn.sparse_softmax_cross_entropy(logits, np.array([1, 2])),
+            "dense": gc.nn.softmax_cross_entropy(logits, np.eye(3, dtype=dtype)[[1, 2]]),
+            "sigmoid": gc.nn.sigmoid_cross_entropy(logits, np.array([[1, 0, 1], [0, 1, 0]], dtype)),
+        }
+    got = _run(fetches, graph)
+    for value in got.values():
+        assert value.dtype == dtype and np.isfinite(value).all()
+    np.testing.assert_array_equal(got["log_softmax"], [[0, -2000, -1000], [-2000, -2000, 0]])
+    np.testing.assert_array_equal(got["softmax"], [[1, 0, 0], [0, 0, 1]])
+    np.testing.assert_array_equal(got["sparse"], [2000, 0])
+    np.testing.assert_array_equal(got["dense"], [2000, 0])
+    log2 = np.log1p(np.exp(np.array(0, dtype)))  # the middle logit 0 contributes log 2
+    np.testing.assert_array_equal(got["sigmoid"], np.array([[0, 0, log2], [0, 1000, 1000]], dtype))
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
+                  elements=st.floats(-50, 50)), st.integers(0, 2))
+def test_softmax_sums_to_one_and_log_softmax_is_its_log(x, axis):
+    axis = min(axis, x.ndim - 1)
+    graph = gc.Graph()
+    with graph.as_default():
+        probs, log_probs = gc.nn.softmax(x, axis=axis), gc.nn.log_softmax(x, axis=axis)
+    assert probs.op.attrs["axis"] == axis
+    p, log_p = _run([probs, log_probs], graph)
+    np.testing.assert_allclose(p.sum(axis=axis), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-12, atol=1e-300)
+
+
+# -- conventions -----------------------------------------------------------------------------------------
+def test_mse_and_hinge_average_the_last_axis_only():
+    graph = gc.Graph()
+    with graph.as_default():
+        matrix = gc.placeholder("float32", (None, 5))
+        vector = gc.placeholder("float32", (None,))
+        shapes = [gc.nn.mse(matrix, matrix).shape, gc.nn.hinge(matrix, matrix).shape,
+                  gc.nn.mse(vector, vector).shape, gc.nn.hinge(vector, vector).shape]
+    assert shapes == [(None,), (None,), (), ()]
+
+
+def test_softmax_cross_entropy_with_onehot_equals_the_sparse_form():
+    rng = np.random.default_rng(0)
+    logits_value, labels_value = rng.normal(size=(6, 4)), rng.integers(0, 4, size=6)
+    graph = gc.Graph()
+    with graph.as_default():
+        dense = gc.nn.softmax_cross_entropy(logits_value, np.eye(4)[labels_value])
+        sparse = gc.nn.sparse_softmax_cross_entropy(logits_value, labels_value)
+    a, b = _run([dense, sparse], graph)
+    np.testing.assert_allclose(a, b, rtol=1e-14)
