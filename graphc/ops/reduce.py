@@ -1,3 +1,251 @@
-"""(being written)"""
+"""Reductions over a set of axes (sum, mean, max, min, prod, logsumexp) and argmax / argmin.
 
-__all__: list[str] = []
+The axes are normalized when the node is built, to a sorted tuple of distinct non-negative ints, so every
+later stage sees one spelling of them. An empty reduction gives the op's identity (sum 0, prod 1, max −inf
+or the dtype's lowest int, logsumexp −inf; mean is 0/0 = NaN), as a compiled loop that starts from the
+identity does. Each op is one ``OpDef`` plus its public function.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.graph.dtypes import ALL, FLOATS
+from graphc.graph.node import Tensor
+from graphc.graph.types import Shape, TensorType
+from graphc.ops.convert import as_tensor
+from graphc.ops.registry import OpDef, apply, register
+
+__all__ = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_logsumexp",
+           "argmax", "argmin"]
+
+Axis = None | int | Sequence[int]
+
+
+# -- axes -------------------------------------------------------------------------------------------------
+def normalize_axis(axis: Any, rank: int) -> int:
+    """One axis as a non-negative int; ShapeError when it is not an int or is out of range for ``rank``."""
+    if isinstance(axis, (bool, np.bool_)):
+        raise ShapeError(f"an axis must be an int, got {axis!r}")
+    try:
+        index = operator.index(axis)
+    except TypeError:
+        raise ShapeError(f"an axis must be an int, got {axis!r}") from None
+    if not -rank <= index < rank:
+        valid = f"valid axes are {-rank}..{rank - 1}" if rank else "a scalar has no axes"
+        raise ShapeError(f"axis {index} is out of range for rank {rank} ({valid})")
+    return index % rank
+
+
+def distinct_axes(axes: Any, rank: int) -> tuple[int, ...]:
+    """An int or a sequence of ints as a tuple of non-negative axes in the given order; a repeat is an error."""
+    given = tuple(axes) if isinstance(axes, (tuple, list)) else (axes,)
+    normalized = tuple(normalize_axis(a, rank) for a in given)
+    for position, axis in enumerate(normalized):
+        first = normalized.index(axis)
+        if first != position:
+            raise ShapeError(f"axis {given[position]} repeats axis {given[first]} (rank {rank})")
+    return normalized
+
+
+def normalize_axes(axis: Axis, rank: int) -> tuple[int, ...]:
+    """``axis`` (None for all axes, an int or a sequence of ints) as a sorted tuple of distinct axes."""
+    return tuple(range(rank)) if axis is None else tuple(sorted(distinct_axes(axis, rank)))
+
+
+def build_time_attr(normalize: Callable[..., Any], value: Any, *args: Any) -> Any:
+    """``normalize(value, *args)`` when ``value`` is valid, else ``value`` unchanged.
+
+    The op's shape rule normalizes again: on a bad value it raises, inside ``apply``, so the message names
+    the node and the user's line; on a good one it is idempotent. No node ever stores an unnormalized value.
+    """
+    try:
+        return normalize(value, *args)
+    except GraphcError:
+        return value
+
+
+def _reduced_shape(shape: Shape, axes: tuple[int, ...], keepdims: bool) -> Shape:
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _check_dtype(op_name: str, accepted: frozenset, x: TensorType) -> None:
+    if x.dtype not in accepted:
+        raise DTypeError(f"{op_name} does not accept {x.dtype} (accepts {', '.join(sorted(accepted))})")
+
+
+# -- dtype rules ------------------------------------------------------------------------------------------
+def _sum_dtype(dtype: str) -> str:
+    """Sums and products keep the dtype; bools count, as int64 (numpy and TF do the same)."""
+    return "int64" if dtype == "bool" else dtype
+
+
+def _mean_dtype(dtype: str) -> str:
+    """A mean of ints or bools is float64, as graphc's int division is; a float mean keeps its dtype."""
+    return dtype if dtype in FLOATS else "float64"
+
+
+def _same_dtype(dtype: str) -> str:
+    return dtype
+
+
+def _reduce_rule(op_name: str, accepted: frozenset, result: Callable[[str], str]) -> Callable[..., TensorType]:
+    """Shape rule shared by the reductions: check the dtype and axes, drop (or keep as 1) the reduced dims."""
+
+    def infer(x: TensorType, *, axis: Axis, keepdims: bool) -> TensorType:
+        _check_dtype(op_name, accepted, x)
+        axes = normalize_axes(axis, x.rank)
+        return TensorType(result(x.dtype), _reduced_shape(x.shape, axes, keepdims))
+
+    return infer
+
+
+# -- references -------------------------------------------------------------------------------------------
+def _lowest(dtype: np.dtype) -> Any:
+    """The identity of max: −inf, the smallest int, or False."""
+    if dtype.kind == "f":
+        return -np.inf
+    return False if dtype.kind == "b" else np.iinfo(dtype).min
+
+
+def _highest(dtype: np.dtype) -> Any:
+    """The identity of min: +inf, the largest int, or True."""
+    if dtype.kind == "f":
+        return np.inf
+    return True if dtype.kind == "b" else np.iinfo(dtype).max
+
+
+def _sum_reference(x: np.ndarray, *, axis: tuple, keepdims: bool) -> np.ndarray:
+    return np.sum(x, axis=axis, dtype=_sum_dtype(x.dtype.name), keepdims=keepdims)
+
+
+def _prod_reference(x: np.ndarray, *, axis: tuple, keepdims: bool) -> np.ndarray:
+    return np.prod(x, axis=axis, dtype=_sum_dtype(x.dtype.name), keepdims=keepdims)
+
+
+def _mean_reference(x: np.ndarray, *, axis: tuple, keepdims: bool) -> np.ndarray:
+    dtype = np.dtype(_mean_dtype(x.dtype.name))
+    total = np.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+    count = math.prod(x.shape[a] for a in axis)
+    with np.errstate(invalid="ignore"):  # an empty mean is 0/0 = NaN, silently, as in compiled code
+        return np.true_divide(total, dtype.type(count))
+
+
+def _max_reference(x: np.ndarray, *, axis: tuple, keepdims: bool) -> np.ndarray:
+    return np.max(x, axis=axis, keepdims=keepdims, initial=_lowest(x.dtype))
+
+
+def _min_reference(x: np.ndarray, *, axis: tuple, keepdims: bool) -> np.ndarray:
+    return np.min(x, axis=axis, keepdims=keepdims, initial=_highest(x.dtype))
+
+
+def _logsumexp_reference(x: np.ndarray, *, axis: tuple, keepdims: bool) -> np.ndarray:
+    # log Σ exp(x) = m + log Σ exp(x − m) with m the slice max, so exp never overflows. A slice with no
+    # finite max (all −inf, empty, or holding +inf or NaN) is shifted by 0: log(0) = −inf, +inf and NaN stay.
+    peak = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    shift = np.where(np.isfinite(peak), peak, 0).astype(x.dtype)
+    with np.errstate(divide="ignore"):
+        result = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+    return result if keepdims else np.squeeze(result, axis=axis)
+
+
+def _reduction(name: str, reference: Callable, accepted: frozenset, result: Callable[[str], str],
+               doc: str) -> OpDef:
+    return register(OpDef(name, "reduce", _reduce_rule(name, accepted, result), reference, doc=doc))
+
+
+SUM = _reduction("reduce_sum", _sum_reference, ALL, _sum_dtype,
+                 "Sum over axes; keeps the dtype (bool counts as int64); empty sum 0.")
+MEAN = _reduction("reduce_mean", _mean_reference, ALL, _mean_dtype,
+                  "Mean over axes; ints and bools give float64; empty mean NaN.")
+MAX = _reduction("reduce_max", _max_reference, ALL, _same_dtype,
+                 "Max over axes (NaN propagates); empty max −inf, the lowest int, or False.")
+MIN = _reduction("reduce_min", _min_reference, ALL, _same_dtype,
+                 "Min over axes (NaN propagates); empty min +inf, the highest int, or True.")
+PROD = _reduction("reduce_prod", _prod_reference, ALL, _sum_dtype,
+                  "Product over axes; keeps the dtype (bool as int64); empty product 1.")
+LOGSUMEXP = _reduction("reduce_logsumexp", _logsumexp_reference, FLOATS, _same_dtype,
+                       "log(sum(exp(x))) over axes, without overflow; empty or all −inf gives −inf.")
+
+
+# -- argmax / argmin ----------------------------------------------------------------------------------------
+def normalize_arg_axis(axis: Any, rank: int) -> int | None:
+    """argmax's axis: None (the flattened tensor) or one non-negative axis."""
+    if axis is None:
+        return None
+    if isinstance(axis, (tuple, list)):
+        raise ShapeError(f"argmax and argmin take one axis or None, got {axis!r}")
+    return normalize_axis(axis, rank)
+
+
+def _arg_rule(op_name: str) -> Callable[..., TensorType]:
+    """Shape rule of argmax / argmin: an int64 index; a known empty reduced axis has no answer."""
+
+    def infer(x: TensorType, *, axis: int | None, keepdims: bool) -> TensorType:
+        _check_dtype(op_name, ALL, x)
+        index = normalize_arg_axis(axis, x.rank)
+        axes = tuple(range(x.rank)) if index is None else (index,)
+        if any(x.shape[a] == 0 for a in axes):
+            where = "the tensor is empty" if index is None else f"axis {index} has size 0"
+            raise ShapeError(f"{op_name} of nothing: {where}")
+        return TensorType("int64", _reduced_shape(x.shape, axes, keepdims))
+
+    return infer
+
+
+def _arg_reference(select: Callable) -> Callable[..., np.ndarray]:
+    def reference(x: np.ndarray, *, axis: int | None, keepdims: bool) -> np.ndarray:
+        return np.asarray(select(x, axis=axis, keepdims=keepdims), dtype=np.int64)
+
+    return reference
+
+
+ARGMAX = register(OpDef("argmax", "reduce", _arg_rule("argmax"), _arg_reference(np.argmax),
+                        doc="Index of the largest element (the first one on ties or NaN), as int64."))
+ARGMIN = register(OpDef("argmin", "reduce", _arg_rule("argmin"), _arg_reference(np.argmin),
+                        doc="Index of the smallest element (the first one on ties or NaN), as int64."))
+
+
+# -- public functions ---------------------------------------------------------------------------------------
+def _reduce_function(op: OpDef) -> Callable[..., Tensor]:
+    def function(x: Any, axis: Axis = None, keepdims: bool = False, name: str | None = None) -> Tensor:
+        x = as_tensor(x)
+        axes = build_time_attr(normalize_axes, axis, x.ndim)
+        return apply(op, [x], name, axis=axes, keepdims=bool(keepdims))
+
+    function.__name__ = function.__qualname__ = op.name
+    function.__doc__ = (f"{op.doc}\n\n``axis``: None (all axes), an int or a tuple of ints, negative "
+                        "counting from the end; ``keepdims`` keeps reduced axes with size 1.")
+    function.opdef = op
+    return function
+
+
+def _arg_function(op: OpDef) -> Callable[..., Tensor]:
+    def function(x: Any, axis: int | None = None, keepdims: bool = False, name: str | None = None) -> Tensor:
+        x = as_tensor(x)
+        index = build_time_attr(normalize_arg_axis, axis, x.ndim)
+        return apply(op, [x], name, axis=index, keepdims=bool(keepdims))
+
+    function.__name__ = function.__qualname__ = op.name
+    function.__doc__ = (f"{op.doc}\n\n``axis=None`` indexes the flattened tensor (numpy semantics); an int "
+                        "axis may be negative.")
+    function.opdef = op
+    return function
+
+
+reduce_sum = _reduce_function(SUM)
+reduce_mean = _reduce_function(MEAN)
+reduce_max = _reduce_function(MAX)
+reduce_min = _reduce_function(MIN)
+reduce_prod = _reduce_function(PROD)
+reduce_logsumexp = _reduce_function(LOGSUMEXP)
+argmax = _arg_function(ARGMAX)
+argmin = _arg_function(ARGMIN)

@@ -1,3 +1,382 @@
-"""(being written)"""
+"""Shape ops: reshape, transpose, expand_dims, squeeze, concat, stack, split, broadcast_to, pad.
 
-__all__: list[str] = []
+These ops move elements without computing on them, so every dtype is accepted. Attributes are normalized
+by the public functions (tuples of ints, non-negative axes) so equal nodes have equal attributes; a value
+that cannot be normalized is passed on unchanged and the shape rule (``infer``) reports it, which puts the
+node's name and the user's source line in the message. Indexing ops (``x[...]``, slice, gather, one_hot)
+live in ``graphc.ops.indexing``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import DTypeError, ShapeError
+from graphc.graph.node import Tensor
+from graphc.graph.types import TensorType, format_shape
+from graphc.ops.convert import as_tensor, common_operands
+from graphc.ops.registry import OpDef, apply, register
+
+__all__ = ["reshape", "transpose", "expand_dims", "squeeze", "concat", "stack", "split", "broadcast_to",
+           "pad"]
+
+
+# -- helpers shared with graphc.ops.indexing ----------------------------------------------------------------
+def is_int(value: Any) -> bool:
+    """A Python or numpy integer, but not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def normalize_axis(axis: Any, rank: int) -> Any:
+    """``axis`` made non-negative when it is valid for ``rank``; anything else is returned unchanged, so that
+    the shape rule reports it with the node's context."""
+    if not is_int(axis):
+        return axis
+    axis = int(axis)
+    return axis + rank if -rank <= axis < 0 else axis
+
+
+def check_axis(axis: Any, rank: int, name: str = "axis") -> None:
+    """Raise ShapeError unless ``axis`` is a normalized (non-negative) axis of a rank-``rank`` tensor."""
+    if not is_int(axis) or not 0 <= axis < rank:
+        valid = f"valid: {-rank}..{rank - 1}" if rank else "a scalar has no axes"
+        raise ShapeError(f"{name} {axis!r} is out of range for rank {rank} ({valid})")
+
+
+def int_tuple(value: Any) -> tuple:
+    """An int or a sequence of ints as a tuple of Python ints; other entries are kept for infer to report."""
+    if is_int(value):
+        return (int(value),)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        return (value,)
+    return tuple(int(v) if is_int(v) else v for v in value)
+
+
+def merge_dims(a: int | None, b: int | None, what: str) -> int | None:
+    """Two static sizes that must agree (None agrees with anything)."""
+    if a is not None and b is not None and a != b:
+        raise ShapeError(f"{what}: sizes {a} and {b} differ")
+    return a if a is not None else b
+
+
+def scalar_attr(value: Any, dtype: str) -> Any:
+    """A Python scalar converted to the Python type of ``dtype`` when that loses nothing; else unchanged."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (bool, int, float)):
+        return value
+    if dtype == "bool" and value in (0, 1) and not isinstance(value, float):
+        return bool(value)
+    if dtype.startswith("int") and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if dtype.startswith("float") and is_int(value):
+        return float(value)
+    return value
+
+
+def check_scalar(name: str, value: Any, dtype: str) -> None:
+    """Raise DTypeError unless ``value`` is a normalized Python scalar of ``dtype``'s kind that fits it."""
+    kind = {"bool": bool, "float32": float, "float64": float}.get(dtype, int)
+    fits = type(value) is kind
+    if fits and kind is int:
+        fits = np.iinfo(dtype).min <= value <= np.iinfo(dtype).max
+    if not fits:
+        raise DTypeError(f"{name} {value!r} does not fit dtype {dtype}")
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(" + ", ".join(map(repr, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+# -- reshape -------------------------------------------------------------------------------------------
+def _check_target(shape: tuple, what: str, allow_inferred: bool) -> None:
+    """Raise ShapeError unless ``shape`` holds non-negative ints (and, if allowed, one -1)."""
+    lowest = -1 if allow_inferred else 0
+    if not all(is_int(d) and d >= lowest for d in shape):
+        allowed = "non-negative ints (and at most one -1)" if allow_inferred else "non-negative ints"
+        raise ShapeError(f"{what} {_shape_text(shape)} must hold {allowed}")
+    if shape.count(-1) > 1:
+        raise ShapeError(f"{what} {_shape_text(shape)} has more than one -1")
+
+
+def _reshape_infer(x: TensorType, *, shape: tuple) -> TensorType:
+    _check_target(shape, "reshape target shape", allow_inferred=True)
+    known = [d for d in x.shape if d is not None]
+    size = 0 if 0 in known else math.prod(known) if len(known) == x.rank else None
+    rest = math.prod(d for d in shape if d != -1)
+    where = f"cannot reshape {format_shape(x.shape)} to {_shape_text(shape)}"
+    if -1 not in shape:
+        if size is not None and size != rest:
+            raise ShapeError(f"{where}: {size} elements do not fit in {rest}")
+        if size is None and rest % math.prod(known) != 0:
+            raise ShapeError(f"{where}: {rest} elements are not a multiple of the known {math.prod(known)}")
+        return TensorType(x.dtype, shape)
+    if rest == 0:
+        raise ShapeError(f"{where}: the -1 is ambiguous when the other sizes multiply to 0")
+    if size is not None and size % rest != 0:
+        raise ShapeError(f"{where}: {size} elements are not a multiple of {rest}")
+    inferred = size // rest if size is not None else None
+    return TensorType(x.dtype, tuple(inferred if d == -1 else d for d in shape))
+
+
+RESHAPE = register(OpDef(
+    "reshape", "shape", _reshape_infer,
+    lambda x, *, shape: np.reshape(x, shape),
+    doc="The same elements in row-major order under a new shape; one entry may be -1 (inferred)."))
+
+
+def reshape(x: Any, shape: Any, name: str | None = None) -> Tensor:
+    """x with a new shape holding the same number of elements (row-major order, as numpy).
+
+    One entry of ``shape`` may be -1: it is inferred, statically when x's shape is fully known, else at run
+    time (its static size is then None).
+    """
+    return apply(RESHAPE, [as_tensor(x)], name, shape=int_tuple(shape))
+
+
+# -- transpose -----------------------------------------------------------------------------------------
+def _transpose_infer(x: TensorType, *, perm: tuple) -> TensorType:
+    if not all(is_int(p) for p in perm) or sorted(perm) != list(range(x.rank)):
+        raise ShapeError(f"perm {_shape_text(perm)} is not a permutation of the {x.rank} axes "
+                         f"(0..{x.rank - 1}, negative counted from the end)")
+    return TensorType(x.dtype, tuple(x.shape[p] for p in perm))
+
+
+TRANSPOSE = register(OpDef(
+    "transpose", "shape", _transpose_infer,
+    lambda x, *, perm: np.transpose(x, perm),
+    doc="Axes permuted: output axis i is input axis perm[i]."))
+
+
+def transpose(x: Any, perm: Sequence[int] | None = None, name: str | None = None) -> Tensor:
+    """Permute the axes of x: output axis i is input axis ``perm[i]``; ``perm=None`` reverses them."""
+    x = as_tensor(x)
+    perm = tuple(reversed(range(x.ndim))) if perm is None else int_tuple(perm)
+    return apply(TRANSPOSE, [x], name, perm=tuple(normalize_axis(p, x.ndim) for p in perm))
+
+
+# -- expand_dims and squeeze ---------------------------------------------------------------------------
+def _expand_dims_infer(x: TensorType, *, axis: int) -> TensorType:
+    check_axis(axis, x.rank + 1)
+    return TensorType(x.dtype, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+EXPAND_DIMS = register(OpDef(
+    "expand_dims", "shape", _expand_dims_infer,
+    lambda x, *, axis: np.expand_dims(x, axis),
+    doc="A new axis of size 1 inserted at position axis of the output."))
+
+
+def expand_dims(x: Any, axis: int, name: str | None = None) -> Tensor:
+    """x with a size-1 axis inserted so that it is axis ``axis`` of the result (-1 appends)."""
+    x = as_tensor(x)
+    return apply(EXPAND_DIMS, [x], name, axis=normalize_axis(axis, x.ndim + 1))
+
+
+def _squeeze_infer(x: TensorType, *, axis: tuple) -> TensorType:
+    for a in axis:
+        check_axis(a, x.rank)
+        if x.shape[a] not in (1, None):
+            raise ShapeError(f"cannot squeeze axis {a} of size {x.shape[a]} (only size-1 axes)")
+    if len(set(axis)) != len(axis):
+        raise ShapeError(f"squeeze axes {_shape_text(axis)} repeat an axis")
+    return TensorType(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axis))
+
+
+SQUEEZE = register(OpDef(
+    "squeeze", "shape", _squeeze_infer,
+    lambda x, *, axis: np.squeeze(x, axis),
+    doc="The listed size-1 axes removed."))
+
+
+def squeeze(x: Any, axis: int | Sequence[int] | None = None, name: str | None = None) -> Tensor:
+    """x without size-1 axes: those listed in ``axis``, or (``axis=None``) every axis statically known to
+    be 1. An axis whose size is known only at run time is removed only when listed (it must then be 1)."""
+    x = as_tensor(x)
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = tuple(normalize_axis(a, x.ndim) for a in int_tuple(axis))
+    if all(is_int(a) for a in axes):
+        axes = tuple(sorted(axes))
+    return apply(SQUEEZE, [x], name, axis=axes)
+
+
+# -- concat and stack ----------------------------------------------------------------------------------
+def _same_dtype(op_name: str, types: Sequence[TensorType]) -> None:
+    if len({t.dtype for t in types}) > 1:
+        raise DTypeError(f"{op_name} inputs must share a dtype, got {[t.dtype for t in types]}")
+
+
+def _same_rank(op_name: str, types: Sequence[TensorType]) -> None:
+    if len({t.rank for t in types}) > 1:
+        shown = ", ".join(format_shape(t.shape) for t in types)
+        raise ShapeError(f"{op_name} inputs must have the same rank, got {shown}")
+
+
+def _concat_infer(*types: TensorType, axis: int) -> TensorType:
+    _same_dtype("concat", types)
+    _same_rank("concat", types)
+    check_axis(axis, types[0].rank)
+    shape = list(types[0].shape)
+    for t in types[1:]:
+        for i, d in enumerate(t.shape):
+            if i != axis:
+                shape[i] = merge_dims(shape[i], d, f"concat inputs disagree on axis {i} (concat axis {axis})")
+    sizes = [t.shape[axis] for t in types]
+    shape[axis] = None if None in sizes else sum(sizes)
+    return TensorType(types[0].dtype, tuple(shape))
+
+
+CONCAT = register(OpDef(
+    "concat", "shape", _concat_infer,
+    lambda *xs, axis: np.concatenate(xs, axis),
+    doc="Inputs joined along an existing axis."))
+
+
+def _operands(op_name: str, tensors: Any) -> list[Tensor]:
+    if isinstance(tensors, Tensor) or not isinstance(tensors, Sequence) or not tensors:
+        raise ShapeError(f"{op_name} takes a non-empty list of tensors, got {tensors!r}")
+    return common_operands(*tensors)
+
+
+def concat(tensors: Sequence[Any], axis: int, name: str | None = None) -> Tensor:
+    """The tensors joined along ``axis``; the other sizes must agree. Dtypes are promoted to a common one."""
+    operands = _operands("concat", tensors)
+    return apply(CONCAT, operands, name, axis=normalize_axis(axis, operands[0].ndim))
+
+
+def _stack_infer(*types: TensorType, axis: int) -> TensorType:
+    _same_dtype("stack", types)
+    _same_rank("stack", types)
+    check_axis(axis, types[0].rank + 1)
+    shape = list(types[0].shape)
+    for t in types[1:]:
+        shape = [merge_dims(a, b, f"stack inputs disagree on axis {i}")
+                 for i, (a, b) in enumerate(zip(shape, t.shape))]
+    return TensorType(types[0].dtype, tuple(shape[:axis]) + (len(types),) + tuple(shape[axis:]))
+
+
+STACK = register(OpDef(
+    "stack", "shape", _stack_infer,
+    lambda *xs, axis: np.stack(xs, axis),
+    doc="Inputs of one shape joined along a new axis."))
+
+
+def stack(tensors: Sequence[Any], axis: int = 0, name: str | None = None) -> Tensor:
+    """Tensors of one shape joined along a new axis ``axis`` (its size is the number of tensors)."""
+    operands = _operands("stack", tensors)
+    return apply(STACK, operands, name, axis=normalize_axis(axis, operands[0].ndim + 1))
+
+
+# -- split ---------------------------------------------------------------------------------------------
+def _split_sizes(sections: Any, dim: int | None) -> tuple:
+    """The static size of each piece (None where known only at run time)."""
+    if is_int(sections):
+        if sections < 1:
+            raise ShapeError(f"split into {sections} pieces: the number must be at least 1")
+        if dim is not None and dim % sections:
+            raise ShapeError(f"cannot split size {dim} into {sections} equal pieces")
+        return (None if dim is None else dim // sections,) * sections
+    _check_target(sections, "split sizes", allow_inferred=True)
+    if not sections:
+        raise ShapeError("split sizes must not be empty")
+    rest = sum(s for s in sections if s != -1)
+    if dim is not None and (rest > dim if -1 in sections else rest != dim):
+        raise ShapeError(f"split sizes {_shape_text(sections)} do not add up to the axis size {dim}")
+    inferred = None if dim is None else dim - rest
+    return tuple(inferred if s == -1 else s for s in sections)
+
+
+def _split_infer(x: TensorType, *, sections: Any, axis: int) -> tuple[TensorType, ...]:
+    check_axis(axis, x.rank)
+    sizes = _split_sizes(sections, x.shape[axis])
+    return tuple(TensorType(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes)
+
+
+def _split_reference(x: np.ndarray, *, sections: Any, axis: int) -> tuple[np.ndarray, ...]:
+    if is_int(sections):
+        return tuple(np.split(x, sections, axis))
+    try:
+        sizes = _split_sizes(sections, x.shape[axis])
+    except ShapeError as error:  # a plain error: the interpreter adds the node and the user's line
+        raise ValueError(str(error)) from None
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis))
+
+
+SPLIT = register(OpDef(
+    "split", "shape", _split_infer, _split_reference,
+    doc="Several outputs: x cut along axis into equal pieces (sections an int) or pieces of given sizes."))
+
+
+def split(x: Any, num_or_size_splits: int | Sequence[int], axis: int = 0,
+          name: str | None = None) -> tuple[Tensor, ...]:
+    """A tuple of pieces of x along ``axis``: ``num_or_size_splits`` equal pieces (an int), or pieces of the
+    listed sizes (one may be -1: the rest of the axis), as TF's ``tf.split``."""
+    x = as_tensor(x)
+    axis = normalize_axis(axis, x.ndim)
+    sections = int(num_or_size_splits) if is_int(num_or_size_splits) else int_tuple(num_or_size_splits)
+    dim = x.shape[axis] if is_int(axis) and 0 <= axis < x.ndim else None
+    if dim is not None:  # with a known size, store the sizes themselves: one canonical attribute
+        try:
+            sections = _split_sizes(sections, dim)
+        except ShapeError:
+            pass  # the shape rule reports it, with the node's context
+    return apply(SPLIT, [x], name, sections=sections, axis=axis)
+
+
+# -- broadcast_to --------------------------------------------------------------------------------------
+def _broadcast_to_infer(x: TensorType, *, shape: tuple) -> TensorType:
+    _check_target(shape, "broadcast_to target shape", allow_inferred=False)
+    if len(shape) < x.rank:
+        raise ShapeError(f"cannot broadcast {format_shape(x.shape)} to the lower-rank {_shape_text(shape)}")
+    for axis, d in enumerate(x.shape):
+        target = shape[len(shape) - x.rank + axis]
+        if d not in (None, 1, target):
+            raise ShapeError(f"cannot broadcast {format_shape(x.shape)} to {_shape_text(shape)} "
+                             f"(axis {axis}: size {d} is neither 1 nor {target})")
+    return TensorType(x.dtype, shape)
+
+
+BROADCAST_TO = register(OpDef(
+    "broadcast_to", "shape", _broadcast_to_infer,
+    lambda x, *, shape: np.broadcast_to(x, shape).copy(),  # a copy: a broadcast view is read-only
+    doc="x repeated along size-1 and missing leading axes to the given shape (numpy rules)."))
+
+
+def broadcast_to(x: Any, shape: Sequence[int], name: str | None = None) -> Tensor:
+    """x broadcast to ``shape`` (all sizes known ints) by numpy's rules."""
+    return apply(BROADCAST_TO, [as_tensor(x)], name, shape=int_tuple(shape))
+
+
+# -- pad -----------------------------------------------------------------------------------------------
+def _pad_infer(x: TensorType, *, paddings: tuple, constant_values: Any) -> TensorType:
+    if len(paddings) != x.rank or not all(
+            isinstance(p, tuple) and len(p) == 2 and all(is_int(n) and n >= 0 for n in p) for p in paddings):
+        raise ShapeError(f"paddings {paddings!r} must be {x.rank} (before, after) pairs of non-negative "
+                         "ints, one per axis")
+    check_scalar("pad constant_values", constant_values, x.dtype)
+    return TensorType(x.dtype, tuple(None if d is None else d + sum(p) for d, p in zip(x.shape, paddings)))
+
+
+def _pad_reference(x: np.ndarray, *, paddings: tuple, constant_values: Any) -> np.ndarray:
+    return np.pad(x, paddings, mode="constant", constant_values=x.dtype.type(constant_values))
+
+
+PAD = register(OpDef(
+    "pad", "shape", _pad_infer, _pad_reference,
+    doc="x surrounded by constant_values: paddings[i] = (before, after) elements on axis i."))
+
+
+def pad(x: Any, paddings: Sequence[Sequence[int]], constant_values: Any = 0,
+        name: str | None = None) -> Tensor:
+    """x padded with ``constant_values`` (constant mode): ``paddings[i] = (before, after)`` for axis i."""
+    x = as_tensor(x)
+    pairs = paddings
+    if isinstance(paddings, (Sequence, np.ndarray)):
+        pairs = tuple(int_tuple(p) for p in paddings)
+    return apply(PAD, [x], name, paddings=pairs, constant_values=scalar_attr(constant_values, x.dtype))

@@ -1,0 +1,216 @@
+"""matmul, tensordot and einsum beyond the registry cases: build-time errors, normalized attributes, unknown
+dims, dtypes and the ``@`` operator."""
+
+import os
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.errors import DTypeError, ShapeError
+
+
+def run(fetches, feeds=None):
+    with gc.Session(backend="numpy") as sess:
+        return sess.run(fetches, feeds or {})
+
+
+def assert_build_error(error, build, *args, fragments=()):
+    """``build(*args)`` (a one-line lambda) raises ``error`` whose message names the line and the fragments."""
+    with pytest.raises(error) as info:
+        build(*args)
+    message = str(info.value)
+    assert f"{os.path.basename(__file__)}:{build.__code__.co_firstlineno}" in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+@pytest.fixture(autouse=True)
+def fresh_graph():
+    with gc.Graph().as_default() as graph:
+        yield graph
+
+
+def placeholders(*shapes, dtype="float32"):
+    return [gc.placeholder(dtype, shape, name=f"in{i}") for i, shape in enumerate(shapes)]
+
+
+# -- matmul ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("a_shape, b_shape, fragments", [
+    ((3, 4), (5, 6), ["[3,4] @ [5,6]", "4 vs 5"]),
+    ((2, 3, 4), (2, 3, 4), ["[2,3,4] @ [2,3,4]", "4 vs 3"]),
+    ((4,), (3,), ["[4] @ [3]", "4 vs 3"]),
+    ((4,), (3, 5), ["4 vs 3"]),
+    ((2, 3, 4), (3, 4, 5), ["batch dims", "do not broadcast"]),
+    ((), (3, 4), ["scalars"]),
+    ((3, 4), (), ["scalars"]),
+])
+def test_matmul_shape_errors(a_shape, b_shape, fragments):
+    a, b = placeholders(a_shape, b_shape)
+    message = assert_build_error(ShapeError, lambda: gc.matmul(a, b, name="logits"), fragments=fragments)
+    assert "matmul 'logits'" in message and "in0: float32" in message and "in1: float32" in message
+
+
+def test_matmul_error_through_the_operator_names_the_line():
+    a, b = placeholders((3, 4), (5, 6))
+    assert_build_error(ShapeError, lambda: a @ b, fragments=["matmul 'matmul'", "[3,4] @ [5,6]"])
+
+
+def test_matmul_rejects_bool():
+    a, b = placeholders((2, 2), (2, 2), dtype="bool")
+    assert_build_error(DTypeError, lambda: gc.matmul(a, b, name="mm"), fragments=["'mm'", "bool"])
+
+
+def test_matmul_promotes_mixed_dtypes():
+    a = gc.placeholder("int32", (2, 3))
+    b = gc.placeholder("float32", (3, 2))
+    c = gc.matmul(a, b)
+    assert c.dtype == "float32" and c.node.inputs[0].node.op.name == "cast"
+    got = run(c, {a: np.ones((2, 3), np.int32), b: np.full((3, 2), 0.5, np.float32)})
+    np.testing.assert_array_equal(got, np.full((2, 2), 1.5, np.float32))
+
+
+@pytest.mark.parametrize("a_shape, b_shape, result", [
+    ((None, 4), (4, 10), (None, 10)),
+    ((None, None), (None, 5), (None, 5)),          # an unknown contraction size is fine statically
+    ((None, 3, 4), (4, 5), (None, 3, 5)),
+    ((2, 1, 3, 4), (None, 4, 6), (2, None, 3, 6)),
+    ((None,), (None,), ()),
+    ((4,), (None, 4, 2), (None, 2)),
+    ((None, 2, 4), (None,), (None, 2)),
+])
+def test_matmul_static_shapes_with_unknown_dims(a_shape, b_shape, result):
+    a, b = placeholders(a_shape, b_shape)
+    assert gc.matmul(a, b).shape == result
+
+
+def test_matmul_unknown_contraction_mismatch_is_a_run_time_error():
+    a, b = placeholders((2, None), (None, 3))
+    c = gc.matmul(a, b, name="late")
+    with pytest.raises(ShapeError, match="late"):
+        run(c, {a: np.ones((2, 4), np.float32), b: np.ones((5, 3), np.float32)})
+
+
+def test_matmul_operator_with_numpy_and_python_operands():
+    x = gc.placeholder("float64", (None, 3), name="x")
+    w = np.arange(6.0).reshape(3, 2)
+    value = np.arange(6.0).reshape(2, 3)
+    y = gc.placeholder("float64", (2, 3), name="y")
+    left, right, vector = x @ w, np.eye(4, 2) @ y, x @ [1.0, 2.0, 3.0]  # numpy on the left: __rmatmul__
+    assert left.node.op.name == right.node.op.name == "matmul"
+    assert (left.shape, right.shape, vector.shape) == ((None, 2), (4, 3), (None,))
+    got_left, got_right = run([left, right], {x: value, y: value})
+    np.testing.assert_allclose(got_left, value @ w)
+    np.testing.assert_allclose(got_right, np.eye(4, 2) @ value)
+
+
+# -- tensordot ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axes, error, fragments", [
+    (3, ShapeError, ["cannot contract 3 axes", "ranks 2 and 2"]),
+    (-1, ShapeError, ["cannot contract -1 axes"]),
+    (((0,), (1,)), ShapeError, ["axis 0 of [3,4] (size 3)", "axis 1 of [4,5] (size 5)"]),
+    (((0, 1), (0,)), ShapeError, ["pair 2 axes of a with 1 of b"]),
+    (((2,), (0,)), ShapeError, ["axis 2", "rank 2"]),
+    (((1, 1), (0, 0)), ShapeError, ["axis 1 repeats axis 1"]),
+    ((1, 2, 3), ShapeError, ["an int or a pair"]),
+    ("last", ShapeError, ["an int or a pair"]),
+])
+def test_tensordot_errors(axes, error, fragments):
+    a, b = placeholders((3, 4), (4, 5))
+    assert_build_error(error, lambda: gc.tensordot(a, b, axes, name="td"), fragments=["'td'", *fragments])
+
+
+def test_tensordot_axes_are_normalized():
+    a, b = placeholders((2, 3, 4), (4, 3, 5))
+    assert gc.tensordot(a, b, 1).node.attrs["axes"] == ((2,), (0,))
+    assert gc.tensordot(a, b, ([-1, 1], [0, -2])).node.attrs["axes"] == ((2, 1), (0, 1))
+    assert gc.tensordot(a, b, (2, 0)).node.attrs["axes"] == ((2,), (0,))
+    assert gc.tensordot(a, b, ([-1, 1], [0, -2])).shape == (2, 5)
+    assert gc.tensordot(a, b, 0).shape == (2, 3, 4, 4, 3, 5)
+
+
+def test_tensordot_with_unknown_dims():
+    a, b = placeholders((None, 3, None), (None, 7))
+    c = gc.tensordot(a, b, 1)
+    assert c.shape == (None, 3, 7)
+    value_a, value_b = np.ones((2, 3, 4), np.float32), np.ones((4, 7), np.float32)
+    np.testing.assert_array_equal(run(c, {a: value_a, b: value_b}), np.full((2, 3, 7), 4, np.float32))
+
+
+def test_tensordot_rejects_bool():
+    a, b = placeholders((3,), (3,), dtype="bool")
+    assert_build_error(DTypeError, lambda: gc.tensordot(a, b, 1), fragments=["tensordot", "bool"])
+
+
+# -- einsum ---------------------------------------------------------------------------------------------------
+EINSUM_ERRORS = [
+    ("ij,jk->ik", [(3, 4), (5, 6)], ["subscript 'j' is 4 in operand 0 ([3,4]) but 5 in operand 1 ([5,6])"]),
+    ("ij,jk->ik", [(3, 1), (4, 6)], ["subscript 'j' is 1 in operand 0"]),  # no size-1 stretching
+    ("ii->i", [(3, 4)], ["subscript 'i' is 3 in operand 0"]),
+    ("ij,jk->ik", [(3, 4)], ["names 2 operands, but 1 were given"]),
+    ("ij->ik", [(3, 4)], ["output subscript 'k' is not in any operand"]),
+    ("ij->ii", [(3, 4)], ["output subscript 'i' appears twice"]),
+    ("i2->i", [(3, 4)], ["'2' in 'i2' is not a subscript letter"]),
+    ("i.j->i", [(3, 4)], ["'.' in 'i.j' is not a subscript letter"]),
+    ("...i...->i", [(3, 4)], ["more than one '...'"]),
+    ("ij->i->j", [(3, 4)], ["more than one '->'"]),
+    ("ijk->i", [(3, 4)], ["operand 0 has rank 2 but its subscripts 'ijk' name 3 dims"]),
+    ("i->i", [(3, 4)], ["operand 0 has rank 2 but its subscripts 'i' name 1 dims"]),
+    ("...i->i", [(2, 3, 4)], ["2 '...' dims", "no '...'"]),
+    ("...i,...i->...", [(2, 4), (3, 4)], ["'...' dims do not broadcast"]),
+]
+
+
+@pytest.mark.parametrize("spec, shapes, fragments", EINSUM_ERRORS)
+def test_einsum_spec_and_shape_errors(spec, shapes, fragments):
+    operands = placeholders(*shapes)
+    assert_build_error(ShapeError, lambda: gc.einsum(spec, *operands, name="es"), fragments=["'es'", *fragments])
+
+
+def test_einsum_dtype_and_argument_errors():
+    a, b = placeholders((3,), (3,), dtype="bool")
+    assert_build_error(DTypeError, lambda: gc.einsum("i,i->", a, b), fragments=["einsum", "bool"])
+    with pytest.raises(TypeError, match="subscripts must be a string"):
+        gc.einsum(["i", "i"], a, b)
+    with pytest.raises(ShapeError, match="at least one operand"):
+        gc.einsum("i->i")
+
+
+@pytest.mark.parametrize("spec, count, canonical", [
+    ("ij,jk", 2, "ij,jk->ik"), (" i j , j k -> k i ", 2, "ij,jk->ki"), ("ii", 1, "ii->"), ("ba", 1, "ba->ab"),
+    ("aB", 1, "aB->Ba"), ("...ij,jk", 2, "...ij,jk->...ik"), ("bhqd,bhkd->bhqk", 2, "bhqd,bhkd->bhqk"),
+])
+def test_einsum_spec_is_stored_explicit(spec, count, canonical):
+    operands = placeholders(*[(2,) * len(term.replace("...", "x").strip())
+                              for term in spec.split("->")[0].replace(" ", "").split(",")])
+    assert len(operands) == count
+    assert gc.einsum(spec, *operands).node.attrs["spec"] == canonical
+
+
+@pytest.mark.parametrize("spec, shapes, result", [
+    ("bij,bjk->bik", [(None, 3, None), (None, None, 5)], (None, 3, 5)),
+    ("bij,bjk->bik", [(None, 3, 4), (2, None, 5)], (2, 3, 5)),   # a known size wins over an unknown one
+    ("bhqd,bhkd->bhqk", [(None, 8, None, 64), (None, 8, None, 64)], (None, 8, None, None)),
+    ("...ij,jk->...ik", [(None, 2, 3, 4), (4, 5)], (None, 2, 3, 5)),
+    ("...i,...i->...", [(None, 1, 4), (3, 4)], (None, 3)),
+    ("ij->", [(None, None)], ()),
+])
+def test_einsum_static_shapes(spec, shapes, result):
+    assert gc.einsum(spec, *placeholders(*shapes)).shape == result
+
+
+def test_einsum_matches_matmul_for_attention_scores():
+    q, k = placeholders((None, 2, 3, 4), (None, 2, 5, 4), dtype="float64")
+    scores = gc.einsum("bhqd,bhkd->bhqk", q, k)
+    rng = np.random.default_rng(0)
+    value_q, value_k = rng.normal(size=(3, 2, 3, 4)), rng.normal(size=(3, 2, 5, 4))
+    np.testing.assert_allclose(run(scores, {q: value_q, k: value_k}), value_q @ value_k.swapaxes(-1, -2),
+                               rtol=1e-12)
+
+
+def test_einsum_promotes_mixed_dtypes():
+    a = gc.placeholder("int64", (3,))
+    b = gc.placeholder("float32", (3,))
+    assert gc.einsum("i,i->", a, b).dtype == "float32"
+    assert gc.einsum("i,i->", a, [1, 2, 3]).dtype == "int64"
