@@ -1,6 +1,16 @@
 """The op library: one module per family, each op an ``OpDef`` in ``REGISTRY`` plus its public function."""
 
-from graphc.ops import elementwise, indexing, linalg, nn, random, reduce, shape, sources, state
+from graphc.ops import (  # noqa: F401 - importing a family registers its ops
+    elementwise,
+    indexing,
+    linalg,
+    nn,
+    random,
+    reduce,
+    shape,
+    sources,
+    state,
+)
 from graphc.ops.elementwise import *  # noqa: F403
 from graphc.ops.indexing import *  # noqa: F403
 from graphc.ops.linalg import *  # noqa: F403
@@ -18,9 +28,9 @@ from graphc.ops.state import (
     trainable_variables,
 )
 
+# the public op functions (re-exported as gc.<name>); family modules stay reachable as graphc.ops.<family>
 __all__ = [
-    "REGISTRY", "OpDef", "Variable", "assign", "assign_add", "constant", "elementwise", "global_variables",
-    "global_variables_initializer", "group", "indexing", "linalg", "nn", "placeholder", "random", "reduce",
-    "shape", "sources", "state", "trainable_variables",
+    "REGISTRY", "OpDef", "Variable", "assign", "assign_add", "constant", "global_variables",
+    "global_variables_initializer", "group", "placeholder", "trainable_variables",
 ]
 __all__ += elementwise.__all__ + indexing.__all__ + linalg.__all__ + reduce.__all__ + shape.__all__

@@ -166,3 +166,12 @@ def test_constants():
         assert gc.constant(2, dtype="float64").shape == ()
         with pytest.raises(DTypeError, match="without losing"):
             gc.constant(2.5, dtype="int32")
+
+
+def test_public_namespaces():
+    import graphc.nn
+    import graphc.ops.random
+
+    assert gc.nn is graphc.nn and gc.random is graphc.ops.random
+    assert gc.nn.relu is gc.relu and callable(gc.nn.softmax) and callable(gc.random.uniform)
+    assert not hasattr(gc, "elementwise")  # family modules are not part of the top-level API
