@@ -19,9 +19,10 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import INTS, as_dtype
 from graphc.graph.node import Tensor
 from graphc.graph.types import TensorType, format_shape
+from graphc.ops.axes import canonical, is_int, normalize_axis
 from graphc.ops.convert import as_tensor
 from graphc.ops.registry import OpDef, apply, register
-from graphc.ops.shape import check_axis, check_scalar, int_tuple, is_int, normalize_axis, scalar_attr
+from graphc.ops.shape import check_scalar, int_tuple, scalar_attr
 
 __all__ = ["getitem", "slice", "gather", "one_hot"]
 
@@ -173,7 +174,7 @@ def _check_indices(op_name: str, indices: TensorType) -> None:
 
 
 def _gather_infer(params: TensorType, indices: TensorType, *, axis: int) -> TensorType:
-    check_axis(axis, params.rank)
+    axis = normalize_axis(axis, params.rank)
     _check_indices("gather", indices)
     return TensorType(params.dtype, params.shape[:axis] + indices.shape + params.shape[axis + 1:])
 
@@ -192,7 +193,7 @@ def gather(params: Any, indices: Any, axis: int = 0, name: str | None = None) ->
     """
     params = as_tensor(params)
     indices = as_tensor(indices, graph=params.graph)
-    return apply(GATHER, [params, indices], name, axis=normalize_axis(axis, params.ndim))
+    return apply(GATHER, [params, indices], name, axis=canonical(normalize_axis, axis, params.ndim))
 
 
 def _one_hot_infer(indices: TensorType, *, depth: int, on_value: Any, off_value: Any,

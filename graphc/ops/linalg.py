@@ -18,8 +18,8 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import NUMERIC
 from graphc.graph.node import Tensor
 from graphc.graph.types import Shape, TensorType, broadcast_shapes, format_shape
+from graphc.ops.axes import canonical, distinct_axes, is_int
 from graphc.ops.convert import common_operands
-from graphc.ops.reduce import build_time_attr, distinct_axes
 from graphc.ops.registry import OpDef, apply, register
 
 __all__ = ["matmul", "tensordot", "einsum"]
@@ -78,7 +78,8 @@ def matmul(a: Any, b: Any, name: str | None = None) -> Tensor:
 def normalize_tensordot_axes(axes: Any, a_rank: int, b_rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """numpy's ``axes`` (an int N: the last N of a with the first N of b; or a pair of axes or axis
     sequences) as two equally long tuples of non-negative axes."""
-    if isinstance(axes, int) and not isinstance(axes, bool):
+    if is_int(axes):
+        axes = int(axes)
         if not 0 <= axes <= min(a_rank, b_rank):
             raise ShapeError(f"tensordot cannot contract {axes} axes of ranks {a_rank} and {b_rank}")
         return tuple(range(a_rank - axes, a_rank)), tuple(range(axes))
@@ -115,8 +116,8 @@ def tensordot(a: Any, b: Any, axes: int | Sequence[Any] = 2, name: str | None = 
     them explicitly (ints or sequences, negative allowed). The result holds a's free axes, then b's.
     """
     a, b = common_operands(a, b)
-    canonical = build_time_attr(normalize_tensordot_axes, axes, a.ndim, b.ndim)
-    return apply(TENSORDOT, [a, b], name, axes=canonical)
+    pairs = canonical(normalize_tensordot_axes, axes, a.ndim, b.ndim)
+    return apply(TENSORDOT, [a, b], name, axes=pairs)
 
 
 # -- einsum -----------------------------------------------------------------------------------------------
@@ -234,5 +235,5 @@ def einsum(subscripts: str, *operands: Any, name: str | None = None) -> Tensor:
     if not operands:
         raise ShapeError(f"einsum '{subscripts}' needs at least one operand")
     tensors = common_operands(*operands)
-    spec = build_time_attr(canonical_einsum, subscripts, len(tensors))
+    spec = canonical(canonical_einsum, subscripts, len(tensors))
     return apply(EINSUM, tensors, name, spec=spec)

@@ -21,6 +21,7 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import FLOATS, INTS
 from graphc.graph.node import Tensor
 from graphc.graph.types import Shape, TensorType, format_shape
+from graphc.ops.axes import canonical, normalize_axis
 from graphc.ops.convert import as_tensor, common_operands
 from graphc.ops.registry import OpDef, apply, register
 
@@ -33,22 +34,6 @@ def _check_float(op_name: str, role: str, t: TensorType) -> None:
     if t.dtype not in FLOATS:
         raise DTypeError(f"{op_name} needs floating-point {role}, got {t.dtype} "
                          f"(convert with gc.cast(x, 'float32'))")
-
-
-def _check_axis(op_name: str, axis: int, rank: int) -> int:
-    """``axis`` as a non-negative int, or a ShapeError if it is not an axis of a rank-``rank`` tensor."""
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise ShapeError(f"{op_name}: axis must be an int, got {axis!r}")
-    if not -rank <= axis < rank:
-        raise ShapeError(f"{op_name}: axis {axis} is out of range for a tensor of rank {rank}")
-    return axis % rank
-
-
-def _canonical_axis(axis: Any, rank: int) -> Any:
-    """A valid axis made non-negative (so dumps are canonical); anything else is left for ``infer`` to
-    report with the node's name."""
-    valid = isinstance(axis, int) and not isinstance(axis, bool) and -rank <= axis < rank
-    return axis % rank if valid else axis
 
 
 def _same_shape(op_name: str, roles: str, a: Shape, b: Shape) -> Shape:
@@ -67,7 +52,7 @@ def _drop_axis(shape: Shape, axis: int) -> Shape:
 def _softmax_infer(op_name: str):
     def infer(x: TensorType, *, axis: int) -> TensorType:
         _check_float(op_name, "input", x)
-        _check_axis(op_name, axis, x.rank)
+        normalize_axis(axis, x.rank)
         return x
 
     return infer
@@ -91,7 +76,7 @@ def _pair_infer(op_name: str, roles: str, float_role: str, reduce_last: bool):
 def _softmax_cross_entropy_infer(logits: TensorType, onehot: TensorType, *, axis: int) -> TensorType:
     _check_float("softmax_cross_entropy", "logits", logits)
     shape = _same_shape("softmax_cross_entropy", "logits and onehot", logits.shape, onehot.shape)
-    return TensorType(logits.dtype, _drop_axis(shape, _check_axis("softmax_cross_entropy", axis, len(shape))))
+    return TensorType(logits.dtype, _drop_axis(shape, normalize_axis(axis, len(shape))))
 
 
 def _sparse_infer(logits: TensorType, labels: TensorType) -> TensorType:
@@ -195,7 +180,7 @@ def softmax(x: Any, axis: int = -1, name: str | None = None) -> Tensor:
     Computed from x − max(x), so large logits do not overflow.
     """
     x = as_tensor(x)
-    return apply(SOFTMAX, [x], name, axis=_canonical_axis(axis, x.ndim))
+    return apply(SOFTMAX, [x], name, axis=canonical(normalize_axis, axis, x.ndim))
 
 
 def log_softmax(x: Any, axis: int = -1, name: str | None = None) -> Tensor:
@@ -204,7 +189,7 @@ def log_softmax(x: Any, axis: int = -1, name: str | None = None) -> Tensor:
     Finite and exact where the naive form gives −inf or NaN (e.g. logits of ±1000).
     """
     x = as_tensor(x)
-    return apply(LOG_SOFTMAX, [x], name, axis=_canonical_axis(axis, x.ndim))
+    return apply(LOG_SOFTMAX, [x], name, axis=canonical(normalize_axis, axis, x.ndim))
 
 
 def sigmoid_cross_entropy(logits: Any, labels: Any, name: str | None = None) -> Tensor:
@@ -225,7 +210,7 @@ def softmax_cross_entropy(logits: Any, onehot: Any, axis: int = -1, name: str | 
     """
     logits = as_tensor(logits)
     operands = common_operands(logits, onehot, dtype=logits.dtype)
-    return apply(SOFTMAX_CROSS_ENTROPY, operands, name, axis=_canonical_axis(axis, logits.ndim))
+    return apply(SOFTMAX_CROSS_ENTROPY, operands, name, axis=canonical(normalize_axis, axis, logits.ndim))
 
 
 def sparse_softmax_cross_entropy(logits: Any, labels: Any, name: str | None = None) -> Tensor:

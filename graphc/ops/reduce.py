@@ -9,16 +9,16 @@ identity does. Each op is one ``OpDef`` plus its public function.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import ALL, FLOATS
 from graphc.graph.node import Tensor
 from graphc.graph.types import Shape, TensorType
+from graphc.ops.axes import canonical, normalize_axes, normalize_axis
 from graphc.ops.convert import as_tensor
 from graphc.ops.registry import OpDef, apply, register
 
@@ -26,49 +26,6 @@ __all__ = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod
            "argmax", "argmin"]
 
 Axis = None | int | Sequence[int]
-
-
-# -- axes -------------------------------------------------------------------------------------------------
-def normalize_axis(axis: Any, rank: int) -> int:
-    """One axis as a non-negative int; ShapeError when it is not an int or is out of range for ``rank``."""
-    if isinstance(axis, (bool, np.bool_)):
-        raise ShapeError(f"an axis must be an int, got {axis!r}")
-    try:
-        index = operator.index(axis)
-    except TypeError:
-        raise ShapeError(f"an axis must be an int, got {axis!r}") from None
-    if not -rank <= index < rank:
-        valid = f"valid axes are {-rank}..{rank - 1}" if rank else "a scalar has no axes"
-        raise ShapeError(f"axis {index} is out of range for rank {rank} ({valid})")
-    return index % rank
-
-
-def distinct_axes(axes: Any, rank: int) -> tuple[int, ...]:
-    """An int or a sequence of ints as a tuple of non-negative axes in the given order; a repeat is an error."""
-    given = tuple(axes) if isinstance(axes, (tuple, list)) else (axes,)
-    normalized = tuple(normalize_axis(a, rank) for a in given)
-    for position, axis in enumerate(normalized):
-        first = normalized.index(axis)
-        if first != position:
-            raise ShapeError(f"axis {given[position]} repeats axis {given[first]} (rank {rank})")
-    return normalized
-
-
-def normalize_axes(axis: Axis, rank: int) -> tuple[int, ...]:
-    """``axis`` (None for all axes, an int or a sequence of ints) as a sorted tuple of distinct axes."""
-    return tuple(range(rank)) if axis is None else tuple(sorted(distinct_axes(axis, rank)))
-
-
-def build_time_attr(normalize: Callable[..., Any], value: Any, *args: Any) -> Any:
-    """``normalize(value, *args)`` when ``value`` is valid, else ``value`` unchanged.
-
-    The op's shape rule normalizes again: on a bad value it raises, inside ``apply``, so the message names
-    the node and the user's line; on a good one it is idempotent. No node ever stores an unnormalized value.
-    """
-    try:
-        return normalize(value, *args)
-    except GraphcError:
-        return value
 
 
 def _reduced_shape(shape: Shape, axes: tuple[int, ...], keepdims: bool) -> Shape:
@@ -215,37 +172,28 @@ ARGMIN = register(OpDef("argmin", "reduce", _arg_rule("argmin"), _arg_reference(
 
 
 # -- public functions ---------------------------------------------------------------------------------------
-def _reduce_function(op: OpDef) -> Callable[..., Tensor]:
+def _public_function(op: OpDef, normalize: Callable[[Any, int], Any], axis_doc: str) -> Callable[..., Tensor]:
+    """The public function of a reduction or argmax/argmin op; ``normalize`` checks and normalizes its axis."""
+
     def function(x: Any, axis: Axis = None, keepdims: bool = False, name: str | None = None) -> Tensor:
         x = as_tensor(x)
-        axes = build_time_attr(normalize_axes, axis, x.ndim)
-        return apply(op, [x], name, axis=axes, keepdims=bool(keepdims))
+        return apply(op, [x], name, axis=canonical(normalize, axis, x.ndim), keepdims=bool(keepdims))
 
     function.__name__ = function.__qualname__ = op.name
-    function.__doc__ = (f"{op.doc}\n\n``axis``: None (all axes), an int or a tuple of ints, negative "
-                        "counting from the end; ``keepdims`` keeps reduced axes with size 1.")
+    function.__doc__ = f"{op.doc}\n\n{axis_doc}"
     function.opdef = op
     return function
 
 
-def _arg_function(op: OpDef) -> Callable[..., Tensor]:
-    def function(x: Any, axis: int | None = None, keepdims: bool = False, name: str | None = None) -> Tensor:
-        x = as_tensor(x)
-        index = build_time_attr(normalize_arg_axis, axis, x.ndim)
-        return apply(op, [x], name, axis=index, keepdims=bool(keepdims))
+_AXES_DOC = ("``axis``: None (all axes), an int or a tuple of ints, negative counting from the end; "
+             "``keepdims`` keeps reduced axes with size 1.")
+_ARG_AXIS_DOC = "``axis=None`` indexes the flattened tensor (numpy semantics); an int axis may be negative."
 
-    function.__name__ = function.__qualname__ = op.name
-    function.__doc__ = (f"{op.doc}\n\n``axis=None`` indexes the flattened tensor (numpy semantics); an int "
-                        "axis may be negative.")
-    function.opdef = op
-    return function
-
-
-reduce_sum = _reduce_function(SUM)
-reduce_mean = _reduce_function(MEAN)
-reduce_max = _reduce_function(MAX)
-reduce_min = _reduce_function(MIN)
-reduce_prod = _reduce_function(PROD)
-reduce_logsumexp = _reduce_function(LOGSUMEXP)
-argmax = _arg_function(ARGMAX)
-argmin = _arg_function(ARGMIN)
+reduce_sum = _public_function(SUM, normalize_axes, _AXES_DOC)
+reduce_mean = _public_function(MEAN, normalize_axes, _AXES_DOC)
+reduce_max = _public_function(MAX, normalize_axes, _AXES_DOC)
+reduce_min = _public_function(MIN, normalize_axes, _AXES_DOC)
+reduce_prod = _public_function(PROD, normalize_axes, _AXES_DOC)
+reduce_logsumexp = _public_function(LOGSUMEXP, normalize_axes, _AXES_DOC)
+argmax = _public_function(ARGMAX, normalize_arg_axis, _ARG_AXIS_DOC)
+argmin = _public_function(ARGMIN, normalize_arg_axis, _ARG_AXIS_DOC)

@@ -3,8 +3,8 @@
 These ops move elements without computing on them, so every dtype is accepted. Attributes are normalized
 by the public functions (tuples of ints, non-negative axes) so equal nodes have equal attributes; a value
 that cannot be normalized is passed on unchanged and the shape rule (``infer``) reports it, which puts the
-node's name and the user's source line in the message. Indexing ops (``x[...]``, slice, gather, one_hot)
-live in ``graphc.ops.indexing``.
+node's name and the user's source line in the message (why: ``graphc.ops.axes``). Indexing ops (``x[...]``,
+slice, gather, one_hot) live in ``graphc.ops.indexing``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from graphc.errors import DTypeError, ShapeError
 from graphc.graph.node import Tensor
 from graphc.graph.types import TensorType, format_shape
+from graphc.ops.axes import canonical, is_int, normalize_axes, normalize_axis
 from graphc.ops.convert import as_tensor, common_operands
 from graphc.ops.registry import OpDef, apply, register
 
@@ -26,27 +27,6 @@ __all__ = ["reshape", "transpose", "expand_dims", "squeeze", "concat", "stack", 
 
 
 # -- helpers shared with graphc.ops.indexing ----------------------------------------------------------------
-def is_int(value: Any) -> bool:
-    """A Python or numpy integer, but not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def normalize_axis(axis: Any, rank: int) -> Any:
-    """``axis`` made non-negative when it is valid for ``rank``; anything else is returned unchanged, so that
-    the shape rule reports it with the node's context."""
-    if not is_int(axis):
-        return axis
-    axis = int(axis)
-    return axis + rank if -rank <= axis < 0 else axis
-
-
-def check_axis(axis: Any, rank: int, name: str = "axis") -> None:
-    """Raise ShapeError unless ``axis`` is a normalized (non-negative) axis of a rank-``rank`` tensor."""
-    if not is_int(axis) or not 0 <= axis < rank:
-        valid = f"valid: {-rank}..{rank - 1}" if rank else "a scalar has no axes"
-        raise ShapeError(f"{name} {axis!r} is out of range for rank {rank} ({valid})")
-
-
 def int_tuple(value: Any) -> tuple:
     """An int or a sequence of ints as a tuple of Python ints; other entries are kept for infer to report."""
     if is_int(value):
@@ -156,12 +136,12 @@ def transpose(x: Any, perm: Sequence[int] | None = None, name: str | None = None
     """Permute the axes of x: output axis i is input axis ``perm[i]``; ``perm=None`` reverses them."""
     x = as_tensor(x)
     perm = tuple(reversed(range(x.ndim))) if perm is None else int_tuple(perm)
-    return apply(TRANSPOSE, [x], name, perm=tuple(normalize_axis(p, x.ndim) for p in perm))
+    return apply(TRANSPOSE, [x], name, perm=tuple(canonical(normalize_axis, p, x.ndim) for p in perm))
 
 
 # -- expand_dims and squeeze ---------------------------------------------------------------------------
 def _expand_dims_infer(x: TensorType, *, axis: int) -> TensorType:
-    check_axis(axis, x.rank + 1)
+    axis = normalize_axis(axis, x.rank + 1)
     return TensorType(x.dtype, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
@@ -174,17 +154,15 @@ EXPAND_DIMS = register(OpDef(
 def expand_dims(x: Any, axis: int, name: str | None = None) -> Tensor:
     """x with a size-1 axis inserted so that it is axis ``axis`` of the result (-1 appends)."""
     x = as_tensor(x)
-    return apply(EXPAND_DIMS, [x], name, axis=normalize_axis(axis, x.ndim + 1))
+    return apply(EXPAND_DIMS, [x], name, axis=canonical(normalize_axis, axis, x.ndim + 1))
 
 
 def _squeeze_infer(x: TensorType, *, axis: tuple) -> TensorType:
-    for a in axis:
-        check_axis(a, x.rank)
+    axes = normalize_axes(axis, x.rank)
+    for a in axes:
         if x.shape[a] not in (1, None):
             raise ShapeError(f"cannot squeeze axis {a} of size {x.shape[a]} (only size-1 axes)")
-    if len(set(axis)) != len(axis):
-        raise ShapeError(f"squeeze axes {_shape_text(axis)} repeat an axis")
-    return TensorType(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axis))
+    return TensorType(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
 SQUEEZE = register(OpDef(
@@ -200,9 +178,7 @@ def squeeze(x: Any, axis: int | Sequence[int] | None = None, name: str | None = 
     if axis is None:
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
     else:
-        axes = tuple(normalize_axis(a, x.ndim) for a in int_tuple(axis))
-    if all(is_int(a) for a in axes):
-        axes = tuple(sorted(axes))
+        axes = canonical(normalize_axes, int_tuple(axis), x.ndim)
     return apply(SQUEEZE, [x], name, axis=axes)
 
 
@@ -221,7 +197,7 @@ def _same_rank(op_name: str, types: Sequence[TensorType]) -> None:
 def _concat_infer(*types: TensorType, axis: int) -> TensorType:
     _same_dtype("concat", types)
     _same_rank("concat", types)
-    check_axis(axis, types[0].rank)
+    axis = normalize_axis(axis, types[0].rank)
     shape = list(types[0].shape)
     for t in types[1:]:
         for i, d in enumerate(t.shape):
@@ -247,13 +223,13 @@ def _operands(op_name: str, tensors: Any) -> list[Tensor]:
 def concat(tensors: Sequence[Any], axis: int, name: str | None = None) -> Tensor:
     """The tensors joined along ``axis``; the other sizes must agree. Dtypes are promoted to a common one."""
     operands = _operands("concat", tensors)
-    return apply(CONCAT, operands, name, axis=normalize_axis(axis, operands[0].ndim))
+    return apply(CONCAT, operands, name, axis=canonical(normalize_axis, axis, operands[0].ndim))
 
 
 def _stack_infer(*types: TensorType, axis: int) -> TensorType:
     _same_dtype("stack", types)
     _same_rank("stack", types)
-    check_axis(axis, types[0].rank + 1)
+    axis = normalize_axis(axis, types[0].rank + 1)
     shape = list(types[0].shape)
     for t in types[1:]:
         shape = [merge_dims(a, b, f"stack inputs disagree on axis {i}")
@@ -270,7 +246,7 @@ STACK = register(OpDef(
 def stack(tensors: Sequence[Any], axis: int = 0, name: str | None = None) -> Tensor:
     """Tensors of one shape joined along a new axis ``axis`` (its size is the number of tensors)."""
     operands = _operands("stack", tensors)
-    return apply(STACK, operands, name, axis=normalize_axis(axis, operands[0].ndim + 1))
+    return apply(STACK, operands, name, axis=canonical(normalize_axis, axis, operands[0].ndim + 1))
 
 
 # -- split ---------------------------------------------------------------------------------------------
@@ -293,7 +269,7 @@ def _split_sizes(sections: Any, dim: int | None) -> tuple:
 
 
 def _split_infer(x: TensorType, *, sections: Any, axis: int) -> tuple[TensorType, ...]:
-    check_axis(axis, x.rank)
+    axis = normalize_axis(axis, x.rank)
     sizes = _split_sizes(sections, x.shape[axis])
     return tuple(TensorType(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes)
 
@@ -318,14 +294,11 @@ def split(x: Any, num_or_size_splits: int | Sequence[int], axis: int = 0,
     """A tuple of pieces of x along ``axis``: ``num_or_size_splits`` equal pieces (an int), or pieces of the
     listed sizes (one may be -1: the rest of the axis), as TF's ``tf.split``."""
     x = as_tensor(x)
-    axis = normalize_axis(axis, x.ndim)
+    axis = canonical(normalize_axis, axis, x.ndim)
     sections = int(num_or_size_splits) if is_int(num_or_size_splits) else int_tuple(num_or_size_splits)
     dim = x.shape[axis] if is_int(axis) and 0 <= axis < x.ndim else None
     if dim is not None:  # with a known size, store the sizes themselves: one canonical attribute
-        try:
-            sections = _split_sizes(sections, dim)
-        except ShapeError:
-            pass  # the shape rule reports it, with the node's context
+        sections = canonical(_split_sizes, sections, dim)
     return apply(SPLIT, [x], name, sections=sections, axis=axis)
 
 

@@ -1,39 +1,12 @@
 """matmul, tensordot and einsum beyond the registry cases: build-time errors, normalized attributes, unknown
 dims, dtypes and the ``@`` operator."""
 
-import os
-
 import numpy as np
 import pytest
 
 import graphc as gc
 from graphc.errors import DTypeError, ShapeError
-
-
-def run(fetches, feeds=None):
-    with gc.Session(backend="numpy") as sess:
-        return sess.run(fetches, feeds or {})
-
-
-def assert_build_error(error, build, *args, fragments=()):
-    """``build(*args)`` (a one-line lambda) raises ``error`` whose message names the line and the fragments."""
-    with pytest.raises(error) as info:
-        build(*args)
-    message = str(info.value)
-    assert f"{os.path.basename(__file__)}:{build.__code__.co_firstlineno}" in message, message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
-
-
-@pytest.fixture(autouse=True)
-def fresh_graph():
-    with gc.Graph().as_default() as graph:
-        yield graph
-
-
-def placeholders(*shapes, dtype="float32"):
-    return [gc.placeholder(dtype, shape, name=f"in{i}") for i, shape in enumerate(shapes)]
+from tests.helpers import assert_build_error, placeholders, run
 
 
 # -- matmul ---------------------------------------------------------------------------------------------------

@@ -1,8 +1,6 @@
 """nn ops beyond the registry cases: build-time errors that point at the user's line, run-time label and
 shape checks, numerical stability at ±1000, and the shape conventions of the losses."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,22 +9,13 @@ from hypothesis.extra import numpy as hnp
 
 import graphc as gc
 from graphc.errors import DTypeError, GraphcError, ShapeError
-
-
-def _run(fetches, graph, feed_dict=None):
-    with gc.Session(graph, backend="numpy") as sess:
-        return sess.run(fetches, feed_dict)
-
-
-def _raising_line(info):
-    """The line of this file from which the failing call into graphc was made."""
-    return next(entry.lineno + 1 for entry in info.traceback if Path(entry.path) == Path(__file__))
+from tests.helpers import raising_line, run
 
 
 def _assert_names_node_and_line(info, node_name):
     message = str(info.value)
     assert f"'{node_name}'" in message, message
-    assert f"test_nn.py:{_raising_line(info)}" in message, message
+    assert f"test_nn.py:{raising_line(info)}" in message, message
 
 
 # -- build-time errors -----------------------------------------------------------------------------------
@@ -101,7 +90,7 @@ def test_a_label_outside_the_classes_fails_at_run_time_naming_the_node(bad_label
         loss = gc.nn.sparse_softmax_cross_entropy(logits, labels, name="loss")
     feed = {logits: np.zeros((2, 3), np.float32), labels: np.array([0, bad_label], np.int32)}
     with pytest.raises(GraphcError, match=r"'loss'.*test_nn\.py:\d+") as info:
-        _run(loss, graph, feed)
+        run(loss, feed, graph=graph)
     assert f"label {bad_label} is outside the class range [0, 3)" in str(info.value)
 
 
@@ -113,7 +102,7 @@ def test_unknown_dims_do_not_broadcast_at_run_time():
         loss = gc.nn.mse(predictions, targets, name="loss")
     feed = {predictions: np.zeros((3, 4), np.float32), targets: np.zeros((1, 4), np.float32)}
     with pytest.raises(GraphcError, match="'loss'"):
-        _run(loss, graph, feed)
+        run(loss, feed, graph=graph)
 
 
 # -- stability -------------------------------------------------------------------------------------------
@@ -130,7 +119,7 @@ def test_stable_at_plus_minus_1000(dtype):
             "dense": gc.nn.softmax_cross_entropy(logits, np.eye(3, dtype=dtype)[[1, 2]]),
             "sigmoid": gc.nn.sigmoid_cross_entropy(logits, np.array([[1, 0, 1], [0, 1, 0]], dtype)),
         }
-    got = _run(fetches, graph)
+    got = run(fetches, graph=graph)
     for value in got.values():
         assert value.dtype == dtype and np.isfinite(value).all()
     np.testing.assert_array_equal(got["log_softmax"], [[0, -2000, -1000], [-2000, -2000, 0]])
@@ -150,7 +139,7 @@ def test_softmax_sums_to_one_and_log_softmax_is_its_log(x, axis):
     with graph.as_default():
         probs, log_probs = gc.nn.softmax(x, axis=axis), gc.nn.log_softmax(x, axis=axis)
     assert probs.op.attrs["axis"] == axis
-    p, log_p = _run([probs, log_probs], graph)
+    p, log_p = run([probs, log_probs], graph=graph)
     np.testing.assert_allclose(p.sum(axis=axis), 1.0, rtol=1e-12)
     np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-12, atol=1e-300)
 
@@ -173,5 +162,5 @@ def test_softmax_cross_entropy_with_onehot_equals_the_sparse_form():
     with graph.as_default():
         dense = gc.nn.softmax_cross_entropy(logits_value, np.eye(4)[labels_value])
         sparse = gc.nn.sparse_softmax_cross_entropy(logits_value, labels_value)
-    a, b = _run([dense, sparse], graph)
+    a, b = run([dense, sparse], graph=graph)
     np.testing.assert_allclose(a, b, rtol=1e-14)

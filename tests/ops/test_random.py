@@ -1,7 +1,5 @@
 """Random ops: the Philox generator, the run-count and seed contract, the like= form, and the moments."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,6 +8,7 @@ from hypothesis import strategies as st
 import graphc as gc
 from graphc.errors import DTypeError, ShapeError
 from graphc.ops.random import RANDOM_NORMAL, RANDOM_UNIFORM, derived_seed, philox4x32
+from tests.helpers import raising_line
 from tests.ops.cases_random import expected_normal, expected_uniform, philox_reference
 
 # Random123's known-answer vectors for philox4x32-10 (kat_vectors): counter, key, output
@@ -150,18 +149,13 @@ def test_bernoulli_rate(p):
     assert abs(value.mean() - p) <= 5 * np.sqrt(p * (1 - p) / n)
 
 
-def _raising_line(info):
-    """The line of this file from which the failing call into graphc was made."""
-    return next(entry.lineno + 1 for entry in info.traceback if Path(entry.path) == Path(__file__))
-
-
 def test_an_unknown_static_dimension_names_the_node_and_line():
     graph = gc.Graph()
     with graph.as_default(), pytest.raises(ShapeError) as info:
         gc.random.uniform((None, 3), seed=0, name="noise")
     message = str(info.value)
     assert "'noise'" in message and "like=" in message
-    assert f"test_random.py:{_raising_line(info)}" in message
+    assert f"test_random.py:{raising_line(info)}" in message
 
 
 @pytest.mark.parametrize("build, error, words", [

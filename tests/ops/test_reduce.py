@@ -1,36 +1,12 @@
 """Reductions beyond the registry cases: build-time errors, axis normalization, dtype rules, unknown dims,
 logsumexp stability, empty identities and the Tensor methods."""
 
-import os
-
 import numpy as np
 import pytest
 
 import graphc as gc
 from graphc.errors import DTypeError, ShapeError
-
-
-def run(fetches, feeds=None):
-    with gc.Session(backend="numpy") as sess:
-        return sess.run(fetches, feeds or {})
-
-
-def assert_build_error(error, build, *args, fragments=()):
-    """``build(*args)`` (a one-line lambda) raises ``error`` whose message names the node's op and the line."""
-    with pytest.raises(error) as info:
-        build(*args)
-    message = str(info.value)
-    assert f"{os.path.basename(__file__)}:{build.__code__.co_firstlineno}" in message, message
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
-
-
-@pytest.fixture(autouse=True)
-def fresh_graph():
-    with gc.Graph().as_default() as graph:
-        yield graph
-
+from tests.helpers import assert_build_error, run
 
 # -- errors ---------------------------------------------------------------------------------------------------
 AXIS_ERRORS = [
