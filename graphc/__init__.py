@@ -4,6 +4,7 @@ Build a static graph of placeholders, variables, constants and ops; run it with 
 """
 
 from graphc import errors, nn, viz
+from graphc.autodiff import gradients, jvp
 from graphc.graph import Graph, Tensor, TensorType, get_default_graph, name_scope, reset_default_graph
 from graphc.ops import *  # noqa: F403
 from graphc.ops import __all__ as _ops_all
@@ -12,5 +13,7 @@ from graphc.runtime import Function, Session, function
 
 __version__ = "0.1.0"
 
-__all__ = ["Function", "Graph", "Session", "Tensor", "TensorType", "errors", "function",
-           "get_default_graph", "name_scope", "nn", "random", "reset_default_graph", "viz", *_ops_all]
+__all__ = [
+    "Function", "Graph", "Session", "Tensor", "TensorType", "errors", "function", "get_default_graph", "gradients",
+    "jvp", "name_scope", "nn", "random", "reset_default_graph", "viz", *_ops_all,
+]

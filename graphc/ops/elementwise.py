@@ -8,24 +8,26 @@ family. Each op is one ``OpDef`` plus its public function.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from graphc.errors import DTypeError
 from graphc.graph.dtypes import ALL, FLOATS, NUMERIC, as_dtype
-from graphc.graph.node import Tensor
+from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, broadcast_shapes
+from graphc.ops.broadcast import unbroadcast
+from graphc.ops.chain import Partial, partials_rules
 from graphc.ops.convert import as_tensor, common_operands
 from graphc.ops.registry import OpDef, apply, register
 
 __all__ = [
     "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid", "softplus",
-    "gelu", "neg", "abs", "sign", "square", "relu", "logical_not", "stop_gradient", "zeros_like",
-    "ones_like", "add", "sub", "mul", "div", "pow", "maximum", "minimum", "equal", "not_equal", "less",
-    "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "leaky_relu", "elu", "where",
-    "clip", "cast",
+    "gelu", "erf", "neg", "abs", "sign", "square", "relu", "logical_not", "stop_gradient", "zeros_like",
+    "ones_like", "add", "sub", "mul", "mul_no_nan", "div", "pow", "maximum", "minimum", "equal", "not_equal",
+    "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "leaky_relu", "elu",
+    "where", "clip", "cast",
 ]
 
 _BOOL = frozenset({"bool"})
@@ -50,9 +52,17 @@ def _elementwise_rule(op_name: str, accepted: frozenset, result: str | None) -> 
 
 
 def _elementwise(name: str, reference: Callable, accepted: frozenset = FLOATS, result: str | None = None,
-                 doc: str = "") -> OpDef:
-    return register(OpDef(name, "elementwise", _elementwise_rule(name, accepted, result), reference,
-                          elementwise=True, doc=doc))
+                 doc: str = "", partials: Sequence[Partial] | None = None,
+                 infer: Callable[..., TensorType] | None = None) -> OpDef:
+    """Register an elementwise op; ``partials`` (one per input, see graphc.ops.chain) give its vjp and jvp."""
+    vjp, jvp = partials_rules(partials) if partials is not None else (None, None)
+    return register(OpDef(name, "elementwise", infer or _elementwise_rule(name, accepted, result), reference,
+                          elementwise=True, vjp=vjp, jvp=jvp, doc=doc))
+
+
+def _as(dtype_of: Tensor, condition: Tensor) -> Tensor:
+    """A bool condition as 1/0 in the dtype of ``dtype_of`` (a derivative that is 1 where it holds)."""
+    return cast(condition, dtype_of.dtype)
 
 
 def _unary_function(op: OpDef) -> Callable[..., Tensor]:
@@ -82,12 +92,19 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+
+
+def _erf_reference(x: np.ndarray) -> np.ndarray:
+    return np.asarray(_erf(x.astype(np.float64)), dtype=np.float64).astype(x.dtype)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
     # exact GELU, x * Phi(x), evaluated in float64 then rounded once
     wide = x.astype(np.float64)
-    erf = np.asarray(_erf(wide / math.sqrt(2)), dtype=np.float64)
+    erf = np.asarray(_erf(wide * _SQRT_HALF), dtype=np.float64)
     return (0.5 * wide * (1 + erf)).astype(x.dtype)
 
 
@@ -97,44 +114,66 @@ def _div_infer(x: TensorType, y: TensorType) -> TensorType:
 
 
 # -- unary math (floats) ---------------------------------------------------------------------------------
-EXP = _elementwise("exp", np.exp, doc="e to the power x.")
-LOG = _elementwise("log", np.log, doc="Natural logarithm (−inf at 0, NaN below).")
-LOG1P = _elementwise("log1p", np.log1p, doc="log(1 + x), accurate for small x.")
-EXPM1 = _elementwise("expm1", np.expm1, doc="exp(x) − 1, accurate for small x.")
-SQRT = _elementwise("sqrt", np.sqrt, doc="Square root.")
-RSQRT = _elementwise("rsqrt", lambda x: 1 / np.sqrt(x), doc="1 / sqrt(x).")
-SIN = _elementwise("sin", np.sin, doc="Sine.")
-COS = _elementwise("cos", np.cos, doc="Cosine.")
-TAN = _elementwise("tan", np.tan, doc="Tangent.")
-TANH = _elementwise("tanh", np.tanh, doc="Hyperbolic tangent.")
-SIGMOID = _elementwise("sigmoid", _sigmoid, doc="Logistic sigmoid 1 / (1 + exp(−x)), overflow-free.")
-SOFTPLUS = _elementwise("softplus", lambda x: np.logaddexp(0, x), doc="log(1 + exp(x)), overflow-free.")
-GELU = _elementwise("gelu", _gelu, doc="Exact GELU: x·Φ(x) with Φ the standard normal CDF.")
+EXP = _elementwise("exp", np.exp, doc="e to the power x.", partials=[lambda x, out: out])
+LOG = _elementwise("log", np.log, doc="Natural logarithm (−inf at 0, NaN below).", partials=[lambda x, out: 1 / x])
+LOG1P = _elementwise("log1p", np.log1p, doc="log(1 + x), accurate for small x.",
+                     partials=[lambda x, out: 1 / (1 + x)])
+EXPM1 = _elementwise("expm1", np.expm1, doc="exp(x) − 1, accurate for small x.",
+                     partials=[lambda x, out: exp(x)])
+SQRT = _elementwise("sqrt", np.sqrt, doc="Square root.", partials=[lambda x, out: 0.5 / out])
+RSQRT = _elementwise("rsqrt", lambda x: 1 / np.sqrt(x), doc="1 / sqrt(x).",
+                     partials=[lambda x, out: -0.5 * out / x])
+SIN = _elementwise("sin", np.sin, doc="Sine.", partials=[lambda x, out: cos(x)])
+COS = _elementwise("cos", np.cos, doc="Cosine.", partials=[lambda x, out: -sin(x)])
+TAN = _elementwise("tan", np.tan, doc="Tangent.", partials=[lambda x, out: 1 + square(out)])
+TANH = _elementwise("tanh", np.tanh, doc="Hyperbolic tangent.", partials=[lambda x, out: 1 - square(out)])
+SIGMOID = _elementwise("sigmoid", _sigmoid, doc="Logistic sigmoid 1 / (1 + exp(−x)), overflow-free.",
+                       partials=[lambda x, out: out * (1 - out)])
+SOFTPLUS = _elementwise("softplus", lambda x: np.logaddexp(0, x), doc="log(1 + exp(x)), overflow-free.",
+                        partials=[lambda x, out: sigmoid(x)])
+GELU = _elementwise("gelu", _gelu, doc="Exact GELU: x·Φ(x) with Φ the standard normal CDF.",
+                    partials=[lambda x, out: 0.5 * (1 + erf(x * _SQRT_HALF))
+                              + x * exp(-0.5 * square(x)) * _INV_SQRT_2PI])
+ERF = _elementwise("erf", _erf_reference, doc="The error function 2/√π ∫₀ˣ exp(−t²) dt.",
+                   partials=[lambda x, out: _TWO_OVER_SQRT_PI * exp(-square(x))])
 
 # -- unary arithmetic (ints and floats) -------------------------------------------------------------------
-NEG = _elementwise("neg", np.negative, NUMERIC, doc="−x.")
-ABS = _elementwise("abs", np.abs, NUMERIC, doc="|x|.")
-SIGN = _elementwise("sign", np.sign, NUMERIC, doc="−1, 0 or 1 (NaN stays NaN).")
-SQUARE = _elementwise("square", np.square, NUMERIC, doc="x².")
-RELU = _elementwise("relu", lambda x: np.maximum(x, 0).astype(x.dtype), NUMERIC, doc="max(x, 0).")
+NEG = _elementwise("neg", np.negative, NUMERIC, doc="−x.", partials=[-1])
+ABS = _elementwise("abs", np.abs, NUMERIC, doc="|x| (derivative sign(x), 0 at 0).", partials=[lambda x, out: sign(x)])
+SIGN = _elementwise("sign", np.sign, NUMERIC, doc="−1, 0 or 1 (NaN stays NaN); its derivative is 0.",
+                    partials=[None])
+SQUARE = _elementwise("square", np.square, NUMERIC, doc="x².", partials=[lambda x, out: 2 * x])
+RELU = _elementwise("relu", lambda x: np.maximum(x, 0).astype(x.dtype), NUMERIC,
+                    doc="max(x, 0) (derivative 0 at 0).", partials=[lambda x, out: _as(x, x > 0)])
 
 # -- parametrized activations ----------------------------------------------------------------------------
 LEAKY_RELU = _elementwise("leaky_relu", lambda x, *, alpha: np.where(x > 0, x, x * x.dtype.type(alpha)),
-                          doc="x for x > 0, alpha·x otherwise.")
+                          doc="x for x > 0, alpha·x otherwise.",
+                          partials=[lambda x, out, *, alpha: where(x > 0, ones_like(x), alpha * ones_like(x))])
 ELU = _elementwise("elu", lambda x, *, alpha: np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(x)),
-                   doc="x for x > 0, alpha·(exp(x) − 1) otherwise.")
+                   doc="x for x > 0, alpha·(exp(x) − 1) otherwise.",
+                   partials=[lambda x, out, *, alpha: where(x > 0, ones_like(x), out + alpha)])
 
 # -- binary arithmetic ------------------------------------------------------------------------------------
-ADD = _elementwise("add", np.add, NUMERIC, doc="x + y.")
-SUB = _elementwise("sub", np.subtract, NUMERIC, doc="x − y.")
-MUL = _elementwise("mul", np.multiply, NUMERIC, doc="x · y.")
-DIV = register(OpDef(
-    "div", "elementwise",
-    infer=_div_infer, reference=np.true_divide, elementwise=True,
-    doc="True division x / y; integer operands give float64 (as TF1's truediv)."))
-POW = _elementwise("pow", np.power, NUMERIC, doc="x to the power y.")
-MAXIMUM = _elementwise("maximum", np.maximum, NUMERIC, doc="Elementwise max (NaN propagates).")
-MINIMUM = _elementwise("minimum", np.minimum, NUMERIC, doc="Elementwise min (NaN propagates).")
+ADD = _elementwise("add", np.add, NUMERIC, doc="x + y.", partials=[1, 1])
+SUB = _elementwise("sub", np.subtract, NUMERIC, doc="x − y.", partials=[1, -1])
+MUL = _elementwise("mul", np.multiply, NUMERIC, doc="x · y.", partials=[lambda x, y, out: y, lambda x, y, out: x])
+MUL_NO_NAN = _elementwise(
+    "mul_no_nan", lambda x, y: np.where(y == 0, np.zeros_like(x * y), x * y), FLOATS,
+    doc="x · y, but 0 wherever y is 0 (even where x is inf or NaN): how derivatives meet cotangents.",
+    partials=[lambda x, y, out: y, lambda x, y, out: x])
+DIV = _elementwise("div", np.true_divide, NUMERIC, infer=_div_infer,
+                   doc="True division x / y; integer operands give float64 (as TF1's truediv).",
+                   partials=[lambda x, y, out: 1 / y, lambda x, y, out: -out / y])
+POW = _elementwise("pow", np.power, NUMERIC, doc="x to the power y (∂/∂y taken as 0 where x is 0).",
+                   partials=[lambda x, y, out: y * pow(x, y - 1),
+                             lambda x, y, out: where(equal(x, 0), zeros_like(out), out * log(x))])
+MAXIMUM = _elementwise("maximum", np.maximum, NUMERIC,
+                       doc="Elementwise max (NaN propagates; on a tie the derivative goes to x).",
+                       partials=[lambda x, y, out: _as(x, x >= y), lambda x, y, out: _as(x, x < y)])
+MINIMUM = _elementwise("minimum", np.minimum, NUMERIC,
+                       doc="Elementwise min (NaN propagates; on a tie the derivative goes to x).",
+                       partials=[lambda x, y, out: _as(x, x <= y), lambda x, y, out: _as(x, x > y)])
 
 # -- comparisons and logic --------------------------------------------------------------------------------
 EQUAL = _elementwise("equal", np.equal, ALL, "bool", doc="x == y.")
@@ -155,25 +194,44 @@ def _where_infer(cond: TensorType, x: TensorType, y: TensorType) -> TensorType:
     return TensorType(x.dtype, broadcast_shapes(cond.shape, x.shape, y.shape))
 
 
-WHERE = register(OpDef("where", "elementwise", _where_infer, np.where, elementwise=True,
-                       doc="x where cond is true, else y (broadcasting all three)."))
+def _where_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor | None, ...]:
+    # the branch not taken gets an exact 0, which the chain rule keeps 0 (see graphc.ops.chain)
+    condition, x, y = node.inputs
+    zero = zeros_like(cotangent)
+    return (None, unbroadcast(where(condition, cotangent, zero), x, node.inputs),
+            unbroadcast(where(condition, zero, cotangent), y, node.inputs))
 
-CLIP = register(OpDef(
-    "clip", "elementwise", _elementwise_rule("clip", NUMERIC, None),
-    lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), elementwise=True,
-    doc="min(max(x, lo), hi), broadcasting the bounds."))
+
+def _where_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor | None:
+    condition, x, y = node.inputs
+    _, tx, ty = tangents
+    if tx is None and ty is None:
+        return None
+    return where(condition, zeros_like(x) if tx is None else tx, zeros_like(y) if ty is None else ty)
+
+
+WHERE = register(OpDef("where", "elementwise", _where_infer, np.where, elementwise=True, vjp=_where_vjp,
+                       jvp=_where_jvp, doc="x where cond is true, else y (broadcasting all three)."))
+
+CLIP = _elementwise("clip", lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), NUMERIC,
+                    doc="min(max(x, lo), hi), broadcasting the bounds.",
+                    partials=[lambda x, lo, hi, out: _as(x, logical_and(x >= lo, x <= hi)),
+                              lambda x, lo, hi, out: _as(x, x < lo),
+                              lambda x, lo, hi, out: _as(x, x > hi)])
 
 CAST = register(OpDef(
     "cast", "elementwise",
     infer=lambda x, *, dtype: TensorType(dtype, x.shape),
     reference=lambda x, *, dtype: x.astype(dtype),
     elementwise=True,
+    vjp=lambda node, cotangent: (cast(cotangent, node.inputs[0].dtype),),
+    jvp=lambda node, tangents: None if tangents[0] is None else cast(tangents[0], node.attrs["dtype"]),
     doc="x converted to dtype (floats to ints truncate toward zero, as C and numpy do)."))
 
-STOP_GRADIENT = _elementwise("stop_gradient", lambda x: x, ALL,
+STOP_GRADIENT = _elementwise("stop_gradient", lambda x: x, ALL, partials=[None],
                              doc="Identity in value; gradients do not flow through it.")
-ZEROS_LIKE = _elementwise("zeros_like", np.zeros_like, ALL, doc="Zeros of x's shape and dtype.")
-ONES_LIKE = _elementwise("ones_like", np.ones_like, ALL, doc="Ones of x's shape and dtype.")
+ZEROS_LIKE = _elementwise("zeros_like", np.zeros_like, ALL, doc="Zeros of x's shape and dtype.", partials=[None])
+ONES_LIKE = _elementwise("ones_like", np.ones_like, ALL, doc="Ones of x's shape and dtype.", partials=[None])
 
 exp = _unary_function(EXP)
 log = _unary_function(LOG)
@@ -188,6 +246,7 @@ tanh = _unary_function(TANH)
 sigmoid = _unary_function(SIGMOID)
 softplus = _unary_function(SOFTPLUS)
 gelu = _unary_function(GELU)
+erf = _unary_function(ERF)
 neg = _unary_function(NEG)
 abs = _unary_function(ABS)  # noqa: A001 - the API name; the builtin is shadowed only in this module
 sign = _unary_function(SIGN)
@@ -201,6 +260,7 @@ ones_like = _unary_function(ONES_LIKE)
 add = _binary_function(ADD)
 sub = _binary_function(SUB)
 mul = _binary_function(MUL)
+mul_no_nan = _binary_function(MUL_NO_NAN)
 div = _binary_function(DIV)
 pow = _binary_function(POW)  # noqa: A001
 maximum = _binary_function(MAXIMUM)

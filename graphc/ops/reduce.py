@@ -16,9 +16,10 @@ import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import ALL, FLOATS
-from graphc.graph.node import Tensor
+from graphc.graph.node import Node, Tensor
 from graphc.graph.types import Shape, TensorType
 from graphc.ops.axes import canonical, normalize_axes, normalize_axis
+from graphc.ops.broadcast import broadcast_like
 from graphc.ops.convert import as_tensor
 from graphc.ops.registry import OpDef, apply, register
 
@@ -115,12 +116,33 @@ def _logsumexp_reference(x: np.ndarray, *, axis: tuple, keepdims: bool) -> np.nd
 
 
 def _reduction(name: str, reference: Callable, accepted: frozenset, result: Callable[[str], str],
-               doc: str) -> OpDef:
-    return register(OpDef(name, "reduce", _reduce_rule(name, accepted, result), reference, doc=doc))
+               doc: str, vjp: Callable | None = None, jvp: Callable | None = None) -> OpDef:
+    return register(OpDef(name, "reduce", _reduce_rule(name, accepted, result), reference, vjp=vjp, jvp=jvp,
+                          doc=doc))
+
+
+# -- derivatives ------------------------------------------------------------------------------------------
+def unreduce(value: Tensor, node: Node) -> Tensor:
+    """A value of the reduction's output shape, with the reduced axes restored (size 1) and broadcast back
+    to the input's run-time shape: how a cotangent flows back through a reduction."""
+    from graphc.ops.shape import expand_dims
+
+    if not node.attrs["keepdims"]:
+        for axis in node.attrs["axis"]:
+            value = expand_dims(value, axis)
+    return broadcast_like(value, node.inputs[0])
+
+
+def _sum_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+    return (unreduce(cotangent, node),)
+
+
+def _sum_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor:
+    return reduce_sum(tangents[0], node.attrs["axis"], node.attrs["keepdims"])
 
 
 SUM = _reduction("reduce_sum", _sum_reference, ALL, _sum_dtype,
-                 "Sum over axes; keeps the dtype (bool counts as int64); empty sum 0.")
+                 "Sum over axes; keeps the dtype (bool counts as int64); empty sum 0.", _sum_vjp, _sum_jvp)
 MEAN = _reduction("reduce_mean", _mean_reference, ALL, _mean_dtype,
                   "Mean over axes; ints and bools give float64; empty mean NaN.")
 MAX = _reduction("reduce_max", _max_reference, ALL, _same_dtype,

@@ -28,6 +28,14 @@ class OpDef:
     Flags: ``elementwise`` (output element i depends on input elements i only, after broadcasting),
     ``random`` (reference also takes ``run_count``, the Session's count of runs), ``updates_variable``
     (input 0 is a variable that receives the result when the run commits).
+
+    Differentiation (graph ops in, graph ops out, so gradients can be differentiated again):
+    vjp(node, cotangent) -> one cotangent (Tensor or None for "no contribution") per input; ``cotangent``
+    is a Tensor, or for a multi-output node a tuple with None for outputs that received none.
+    jvp(node, tangents) -> the output's tangent (a tuple for several outputs; None for zero), given one
+    tangent per input with None for zero.
+    An op with ``vjp``/``jvp`` None has no derivative: reaching it with a float cotangent (tangent) is a
+    GradientError. Rules may return cotangents for non-float inputs; they are dropped.
     """
 
     name: str
@@ -37,6 +45,8 @@ class OpDef:
     elementwise: bool = False
     random: bool = False
     updates_variable: bool = False
+    vjp: Callable[..., tuple[Any, ...]] | None = None
+    jvp: Callable[..., Any] | None = None
     doc: str = ""
 
     def __repr__(self) -> str:

@@ -30,7 +30,7 @@ UNARY_FLOAT = {
     ew.EXPM1: (np.expm1, uniform), ew.SQRT: (np.sqrt, positive), ew.RSQRT: (lambda x: 1 / np.sqrt(x), positive),
     ew.SIN: (np.sin, uniform), ew.COS: (np.cos, uniform), ew.TAN: (np.tan, uniform), ew.TANH: (np.tanh, uniform),
     ew.SIGMOID: (lambda x: 1 / (1 + np.exp(-x)), uniform), ew.SOFTPLUS: (lambda x: np.log1p(np.exp(x)), uniform),
-    ew.GELU: (lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))), uniform),
+    ew.GELU: (lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))), uniform), ew.ERF: (_erf, uniform),
 }
 UNARY_NUMERIC = {
     ew.NEG: lambda x: -x, ew.ABS: np.abs, ew.SIGN: np.sign, ew.SQUARE: lambda x: x * x,
@@ -76,6 +76,15 @@ def _binary_cases():
                          _as_input(np.divide), f"{dtype}-{a}-{b}", rtol=1e-6 if dtype == "float32" else 1e-15)
             yield OpCase(ew.POW, gc.pow, lambda rng, a=a, b=b, d=dtype: [positive(rng, a, d), uniform(rng, b, d)],
                          _as_input(np.power), f"{dtype}-{a}-{b}", rtol=1e-6 if dtype == "float32" else 1e-14)
+    for a, b in PAIRS:
+        yield OpCase(ew.MUL_NO_NAN, gc.mul_no_nan,
+                     lambda rng, a=a, b=b: [np.where(rng.random(a) < 0.3, np.inf, uniform(rng, a, "float64")),
+                                            np.where(rng.random(b) < 0.5, 0.0, uniform(rng, b, "float64"))],
+                     lambda x, y: np.where(y == 0, 0.0, np.where(y == 0, 1.0, x) * y), f"{a}-{b}")
+        yield OpCase(ew.MUL_NO_NAN, gc.mul_no_nan,
+                     lambda rng, a=a, b=b: [uniform(rng, a, "float64"),
+                                            np.where(rng.random(b) < 0.3, 0.0, uniform(rng, b, "float64"))],
+                     lambda x, y: x * y, f"finite-{a}-{b}")
     for dtype in INTS:
         yield OpCase(ew.DIV, gc.div, lambda rng, d=dtype: [uniform(rng, (3, 4), d, -9, 9), uniform(rng, (4,), d, 1, 4)],
                      lambda x, y: x / y, f"{dtype}-true-division")
@@ -113,7 +122,7 @@ def _other_cases():
                             ew.ONES_LIKE: np.ones_like}.items():
             yield OpCase(op, _function(op), lambda rng, d=dtype: [uniform(rng, (2, 3), d)], formula, dtype)
     for source, target in [("float32", "int32"), ("float64", "float32"), ("int64", "float64"), ("bool", "float32"),
-                           ("int32", "bool"), ("float32", "float64"), ("int64", "int32")]:
+                           ("int32", "bool"), ("float32", "float64"), ("int64", "int32"), ("float64", "float64")]:
         yield OpCase(ew.CAST, lambda x, t=target: gc.cast(x, t), lambda rng, s=source: [uniform(rng, (3, 4), s, -7, 7)],
                      lambda x, t=target: x.astype(t), f"{source}-{target}")
 

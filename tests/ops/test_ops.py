@@ -3,11 +3,19 @@
 import pytest
 
 from graphc.ops.registry import REGISTRY
-from tests.ops import cases_elementwise, cases_linalg, cases_nn, cases_random, cases_reduce, cases_shape
+from tests.ops import (
+    cases_broadcast,
+    cases_elementwise,
+    cases_linalg,
+    cases_nn,
+    cases_random,
+    cases_reduce,
+    cases_shape,
+)
 from tests.ops.harness import check_case
 
-ALL_CASES = [*cases_elementwise.CASES, *cases_reduce.CASES, *cases_shape.CASES, *cases_linalg.CASES,
-             *cases_nn.CASES, *cases_random.CASES]
+FAMILIES = [cases_elementwise, cases_broadcast, cases_reduce, cases_shape, cases_linalg, cases_nn, cases_random]
+ALL_CASES = [case for family in FAMILIES for case in family.CASES]
 
 # ops whose value does not come from a reference applied to inputs: tested in tests/runtime
 TESTED_ELSEWHERE = {"placeholder", "constant", "variable", "assign", "assign_add", "group"}

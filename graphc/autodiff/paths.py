@@ -1,0 +1,34 @@
+"""Which nodes lie between inputs and outputs: the part of a graph a derivative has to walk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from graphc.graph.node import Node, Tensor
+
+
+def ancestors(outputs: Iterable[Tensor]) -> set[Node]:
+    """Every node the outputs depend on through data inputs (control inputs carry no values)."""
+    seen: set[Node] = set()
+    stack = [t.node for t in outputs]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(t.node for t in node.inputs)
+    return seen
+
+
+def between(inputs: Iterable[Tensor], outputs: Iterable[Tensor]) -> list[Node]:
+    """The nodes on some path from an input to an output, in creation (topological) order."""
+    upstream = ancestors(outputs)
+    starts = {t.node for t in inputs} & upstream
+    if not starts:
+        return []
+    first = min(n.index for n in starts)
+    candidates = sorted((n for n in upstream if n.index >= first), key=lambda n: n.index)
+    downstream = set(starts)
+    for node in candidates:
+        if any(t.node in downstream for t in node.inputs):
+            downstream.add(node)
+    return [n for n in candidates if n in downstream]
