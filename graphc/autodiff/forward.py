@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from graphc.autodiff.paths import between
+from graphc.autodiff.paths import between, differentiating
 from graphc.autodiff.reverse import _as_list, _check_float, _check_graph
 from graphc.errors import GradientError, ShapeError
 from graphc.graph.dtypes import FLOATS
@@ -50,7 +50,7 @@ def _push_forward(node: Node, known: dict[tuple[Node, int], Tensor]) -> None:
     if node.op.jvp is None:
         raise GradientError(f"{node.op.name} has no forward-mode derivative: {node.describe()} lies on the path "
                             "of a requested jvp")
-    with node.graph.name_scope(node.name.rsplit("/", 1)[-1] + "_jvp"):
+    with differentiating(node, "jvp"):
         result = node.op.jvp(node, inputs)
     outputs = result if isinstance(result, tuple) else (result,)
     for index, tangent in enumerate(outputs):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 from graphc.graph.node import Node, Tensor
 
@@ -32,3 +33,15 @@ def between(inputs: Iterable[Tensor], outputs: Iterable[Tensor]) -> list[Node]:
         if any(t.node in downstream for t in node.inputs):
             downstream.add(node)
     return [n for n in candidates if n in downstream]
+
+
+@contextlib.contextmanager
+def differentiating(node: Node, suffix: str) -> Iterator[None]:
+    """Build a derivative of ``node``: in the name scope ``<node>_<suffix>``, and recorded in
+    ``graph.derivative_of`` so every new node can be traced back to the forward node (and user line)."""
+    graph = node.graph
+    first = len(graph.nodes)
+    with graph.name_scope(f"{node.name.rsplit('/', 1)[-1]}_{suffix}"):
+        yield
+    for new in graph.nodes[first:]:
+        graph.derivative_of.setdefault(new, node)

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from graphc.autodiff.paths import between
+from graphc.autodiff.paths import between, differentiating
 from graphc.autodiff.unconnected import Blocked, explain_unconnected
 from graphc.errors import GradientError, GraphError
 from graphc.graph.dtypes import FLOATS
@@ -107,7 +107,7 @@ def _call_vjp(node: Node, cotangents: list[Tensor | None]) -> tuple[Tensor | Non
     if node.op.vjp is None:
         raise GradientError(f"{node.op.name} has no gradient: {node.describe()} lies on the path of a "
                             "requested gradient; wrap its input in gc.stop_gradient if that is intended")
-    with node.graph.name_scope(node.name.rsplit("/", 1)[-1] + "_grad"):
+    with differentiating(node, "grad"):
         if len(node.outputs) == 1:
             return node.op.vjp(node, cotangents[0])
         return node.op.vjp(node, tuple(cotangents))

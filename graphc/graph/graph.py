@@ -29,6 +29,9 @@ class Graph:
     def __init__(self, seed: int = 0) -> None:
         self.nodes: list[Node] = []
         self.seed = seed  # graph-level seed: random ops without their own seed derive one from it
+        # for each node built by differentiation, the forward node whose derivative it helps compute
+        # (so errors and dumps about a gradient node can name the user's node and line it came from)
+        self.derivative_of: dict[Node, Node] = {}
         self._by_name: dict[str, Node] = {}
         self._name_counts: dict[str, int] = {}
         self._scopes: list[str] = []
