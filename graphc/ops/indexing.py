@@ -1,4 +1,7 @@
-"""Indexing ops: ``x[...]`` (numpy basic indexing), TF's ``slice``, ``gather`` and ``one_hot``.
+"""Indexing ops: ``x[...]`` (numpy basic indexing), TF's ``slice``, ``gather`` and ``one_hot``, and the two
+ops their derivatives need: ``getitem_grad`` (x written at ``[key]`` of zeros, the transpose of ``x[key]``
+and of ``slice``) and ``scatter_add`` (values added at indices of zeros, the transpose of ``gather``). Each
+pair differentiates the other, so gradients of any order stay within these four ops.
 
 ``x[key]`` is stored with its key normalized to a hashable tuple that covers every input axis, one entry
 per key item: ``("index", i)``, ``("slice", start, stop, step)`` or ``("newaxis",)``; Ellipsis is expanded
@@ -16,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
-from graphc.graph.dtypes import INTS, as_dtype
-from graphc.graph.node import Tensor
+from graphc.graph.dtypes import INTS, NUMERIC, as_dtype
+from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, format_shape
 from graphc.ops.axes import canonical, is_int, normalize_axis
 from graphc.ops.convert import as_tensor
@@ -114,9 +117,15 @@ def _python_index(entry: tuple) -> Any:
     return entry[1] if entry[0] == "index" else builtins.slice(*entry[1:])
 
 
+def _index(key: tuple) -> tuple:
+    return tuple(_python_index(e) for e in key)
+
+
 GETITEM = register(OpDef(
     "getitem", "shape", _getitem_infer,
-    lambda x, *, key: np.asarray(x[tuple(_python_index(e) for e in key)]),
+    lambda x, *, key: np.asarray(x[_index(key)]),
+    vjp=lambda node, cotangent: (_place(cotangent, node.inputs[0], node.attrs["key"]),),
+    jvp=lambda node, tangents: _pick(tangents[0], node.attrs["key"]),
     doc="numpy basic indexing x[key]: ints, slices (any step), None (new axis) and Ellipsis."))
 
 
@@ -125,6 +134,49 @@ def getitem(x: Any, key: Any, name: str | None = None) -> Tensor:
     ``None``/``np.newaxis`` and ``...``. An int out of range of an axis of known size is a ShapeError."""
     x = as_tensor(x)
     return apply(GETITEM, [x], name, key=normalize_key(key, x.shape))
+
+
+def _pick(x: Tensor, key: tuple) -> Tensor:
+    """``x[key]`` for a key already normalized."""
+    return apply(GETITEM, [x], key=key)
+
+
+# -- getitem_grad: the transpose of x[key] -----------------------------------------------------------------
+def _check_fits(shape: tuple, wanted: tuple, what: str) -> None:
+    """Raise ShapeError unless ``shape`` can be ``wanted`` at run time (None fits any size)."""
+    if len(shape) != len(wanted) or any(a is not None and b is not None and a != b for a, b in zip(shape, wanted)):
+        raise ShapeError(f"{what}: expected shape {format_shape(wanted)}, got {format_shape(shape)}")
+
+
+def _getitem_grad_infer(x: TensorType, like: TensorType, *, key: tuple) -> TensorType:
+    _check_fits(x.shape, _getitem_infer(like, key=key).shape, f"cannot place x at [key] of {format_shape(like.shape)}")
+    return TensorType(x.dtype, like.shape)
+
+
+def _getitem_grad_reference(x: np.ndarray, like: np.ndarray, *, key: tuple) -> np.ndarray:
+    result = np.zeros(like.shape, x.dtype)
+    if result[_index(key)].shape != x.shape:  # numpy would broadcast a wrong shape silently
+        raise ValueError(f"cannot place shape {x.shape} at a selection of shape {result[_index(key)].shape}")
+    result[_index(key)] = x
+    return result
+
+
+GETITEM_GRAD = register(OpDef(
+    "getitem_grad", "shape", _getitem_grad_infer, _getitem_grad_reference,
+    vjp=lambda node, cotangent: (_pick(cotangent, node.attrs["key"]), None),
+    jvp=lambda node, tangents: _place(tangents[0], node.inputs[1], node.attrs["key"]),
+    doc="Zeros of like's run-time shape with x placed at [key]: the derivative of getitem and slice."))
+
+
+def getitem_grad(x: Any, like: Tensor, key: Any, name: str | None = None) -> Tensor:
+    """Zeros of ``like``'s run-time shape with ``x`` written at ``[key]`` (basic indexing, as ``like[key]``,
+    whose shape x must have): the transpose of ``like[key]``, so the derivative of ``x[key]``."""
+    return _place(as_tensor(x, graph=like.graph), like, normalize_key(key, like.shape), name)
+
+
+def _place(x: Tensor, like: Tensor, key: tuple, name: str | None = None) -> Tensor:
+    """getitem_grad for a key already normalized."""
+    return apply(GETITEM_GRAD, [x, like], name, key=key)
 
 
 # -- slice (TF) ----------------------------------------------------------------------------------------
@@ -149,8 +201,16 @@ def _slice_reference(x: np.ndarray, *, begin: tuple, size: tuple) -> np.ndarray:
     return x[tuple(builtins.slice(b, end) for b, end in zip(begin, ends))]
 
 
+def _slice_key(node: Node) -> tuple:
+    """The basic-indexing key that picks what a slice node picks."""
+    ends = (None if s == -1 else b + s for b, s in zip(node.attrs["begin"], node.attrs["size"]))
+    return normalize_key(tuple(map(builtins.slice, node.attrs["begin"], ends)), node.inputs[0].shape)
+
+
 SLICE = register(OpDef(
     "slice", "shape", _slice_infer, _slice_reference,
+    vjp=lambda node, cotangent: (_place(cotangent, node.inputs[0], _slice_key(node)),),
+    jvp=lambda node, tangents: slice(tangents[0], node.attrs["begin"], node.attrs["size"]),
     doc="TF's slice: size[i] elements of axis i from begin[i] (size -1: to the end); must stay in bounds."))
 
 
@@ -182,6 +242,9 @@ def _gather_infer(params: TensorType, indices: TensorType, *, axis: int) -> Tens
 GATHER = register(OpDef(
     "gather", "shape", _gather_infer,
     lambda params, indices, *, axis: np.take(params, indices, axis=axis),
+    vjp=lambda node, cotangent: (scatter_add(cotangent, node.inputs[1], node.inputs[0], node.attrs["axis"]),
+                                 None),
+    jvp=lambda node, tangents: gather(tangents[0], node.inputs[1], node.attrs["axis"]),
     doc="Slices of params along axis picked by integer indices (any shape)."))
 
 
@@ -194,6 +257,43 @@ def gather(params: Any, indices: Any, axis: int = 0, name: str | None = None) ->
     params = as_tensor(params)
     indices = as_tensor(indices, graph=params.graph)
     return apply(GATHER, [params, indices], name, axis=canonical(normalize_axis, axis, params.ndim))
+
+
+def _scatter_add_infer(updates: TensorType, indices: TensorType, like: TensorType, *, axis: int) -> TensorType:
+    axis = normalize_axis(axis, like.rank)
+    _check_indices("scatter_add", indices)
+    if updates.dtype not in NUMERIC:
+        raise DTypeError(f"scatter_add updates must be numeric, got {updates.dtype}")
+    _check_fits(updates.shape, _gather_infer(like, indices, axis=axis).shape,
+                f"scatter_add updates for indices {format_shape(indices.shape)} along axis {axis} of "
+                f"{format_shape(like.shape)}")
+    return TensorType(updates.dtype, like.shape)
+
+
+def _scatter_add_reference(updates: np.ndarray, indices: np.ndarray, like: np.ndarray, *,
+                           axis: int) -> np.ndarray:
+    result = np.zeros(like.shape, updates.dtype)
+    where = (builtins.slice(None),) * axis + (indices,)
+    if result[where].shape != updates.shape:  # np.add.at would broadcast a wrong shape silently
+        raise ValueError(f"updates of shape {updates.shape} for a selection of shape {result[where].shape}")
+    np.add.at(result, where, updates)  # repeated indices add up
+    return result
+
+
+SCATTER_ADD = register(OpDef(
+    "scatter_add", "shape", _scatter_add_infer, _scatter_add_reference,
+    vjp=lambda node, cotangent: (gather(cotangent, node.inputs[1], node.attrs["axis"]), None, None),
+    jvp=lambda node, tangents: scatter_add(tangents[0], node.inputs[1], node.inputs[2], node.attrs["axis"]),
+    doc="Zeros of like's run-time shape plus updates added at indices along axis: gather's transpose."))
+
+
+def scatter_add(updates: Any, indices: Any, like: Tensor, axis: int = 0, name: str | None = None) -> Tensor:
+    """Zeros of ``like``'s run-time shape, with slice j of ``updates`` added at position ``indices[j]`` of
+    ``axis`` (repeated indices add up; negative ones count from the end): the transpose of
+    ``gather(like, indices, axis)``, whose shape ``updates`` must have."""
+    updates = as_tensor(updates, graph=like.graph)
+    indices = as_tensor(indices, graph=like.graph)
+    return apply(SCATTER_ADD, [updates, indices, like], name, axis=canonical(normalize_axis, axis, like.ndim))
 
 
 def _one_hot_infer(indices: TensorType, *, depth: int, on_value: Any, off_value: Any,
@@ -214,6 +314,8 @@ def _one_hot_reference(indices: np.ndarray, *, depth: int, on_value: Any, off_va
 
 ONE_HOT = register(OpDef(
     "one_hot", "shape", _one_hot_infer, _one_hot_reference,
+    vjp=lambda node, cotangent: (None,),  # its input is an integer index: no derivative flows to it
+    jvp=lambda node, tangents: None,
     doc="A new last axis of size depth: on_value at each index, off_value elsewhere."))
 
 

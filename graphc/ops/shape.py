@@ -1,14 +1,19 @@
 """Shape ops: reshape, transpose, expand_dims, squeeze, concat, stack, split, broadcast_to, pad.
 
-These ops move elements without computing on them, so every dtype is accepted. Attributes are normalized
-by the public functions (tuples of ints, non-negative axes) so equal nodes have equal attributes; a value
-that cannot be normalized is passed on unchanged and the shape rule (``infer``) reports it, which puts the
-node's name and the user's source line in the message (why: ``graphc.ops.axes``). Indexing ops (``x[...]``,
-slice, gather, one_hot) live in ``graphc.ops.indexing``.
+These ops move elements without computing on them, so every dtype is accepted, and their derivatives are
+the same moves run backwards. Two ops exist for those derivatives when sizes are known only at run time:
+``reshape_like`` and ``split_like`` take the target sizes from other tensors. The rules use the static op
+(``reshape``, ``split``) whenever at most one size is unknown (it becomes -1), and the ``_like`` op otherwise.
+
+Attributes are normalized by the public functions (tuples of ints, non-negative axes) so equal nodes have
+equal attributes; a value that cannot be normalized is passed on unchanged and the shape rule (``infer``)
+reports it, which puts the node's name and the user's source line in the message (why:
+``graphc.ops.axes``). Indexing ops (``x[...]``, slice, gather, one_hot) live in ``graphc.ops.indexing``.
 """
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -16,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
-from graphc.graph.node import Tensor
+from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, format_shape
 from graphc.ops.axes import canonical, is_int, normalize_axes, normalize_axis
+from graphc.ops.broadcast import sum_to
 from graphc.ops.convert import as_tensor, common_operands
+from graphc.ops.elementwise import zeros_like
 from graphc.ops.registry import OpDef, apply, register
 
 __all__ = ["reshape", "transpose", "expand_dims", "squeeze", "concat", "stack", "split", "broadcast_to",
@@ -103,9 +110,19 @@ def _reshape_infer(x: TensorType, *, shape: tuple) -> TensorType:
     return TensorType(x.dtype, tuple(inferred if d == -1 else d for d in shape))
 
 
+def _reshape_back(value: Tensor, x: Tensor) -> Tensor:
+    """``value`` reshaped to ``x``'s run-time shape: statically when at most one size is unknown."""
+    unknown = x.shape.count(None)
+    if unknown == 0 or (unknown == 1 and 0 not in x.shape):  # -1 is ambiguous among zero sizes
+        return reshape(value, tuple(-1 if d is None else d for d in x.shape))
+    return reshape_like(value, x)
+
+
 RESHAPE = register(OpDef(
     "reshape", "shape", _reshape_infer,
     lambda x, *, shape: np.reshape(x, shape),
+    vjp=lambda node, cotangent: (_reshape_back(cotangent, node.inputs[0]),),
+    jvp=lambda node, tangents: reshape(tangents[0], node.attrs["shape"]),
     doc="The same elements in row-major order under a new shape; one entry may be -1 (inferred)."))
 
 
@@ -118,6 +135,26 @@ def reshape(x: Any, shape: Any, name: str | None = None) -> Tensor:
     return apply(RESHAPE, [as_tensor(x)], name, shape=int_tuple(shape))
 
 
+def _reshape_like_infer(x: TensorType, like: TensorType) -> TensorType:
+    sizes = [math.prod(t.shape) if None not in t.shape else None for t in (x, like)]
+    merge_dims(*sizes, f"cannot reshape {format_shape(x.shape)} like {format_shape(like.shape)}: the numbers of "
+                      "elements")
+    return TensorType(x.dtype, like.shape)
+
+
+RESHAPE_LIKE = register(OpDef(
+    "reshape_like", "shape", _reshape_like_infer,
+    lambda x, like: np.reshape(x, like.shape),
+    vjp=lambda node, cotangent: (reshape_like(cotangent, node.inputs[0]), None),
+    jvp=lambda node, tangents: reshape_like(tangents[0], node.inputs[1]),
+    doc="x reshaped to like's run-time shape (the same number of elements): reshape's derivative."))
+
+
+def reshape_like(x: Tensor, like: Tensor, name: str | None = None) -> Tensor:
+    """``x`` reshaped to ``like``'s run-time shape, which may hold several unknown sizes."""
+    return apply(RESHAPE_LIKE, [x, like], name)
+
+
 # -- transpose -----------------------------------------------------------------------------------------
 def _transpose_infer(x: TensorType, *, perm: tuple) -> TensorType:
     if not all(is_int(p) for p in perm) or sorted(perm) != list(range(x.rank)):
@@ -126,9 +163,16 @@ def _transpose_infer(x: TensorType, *, perm: tuple) -> TensorType:
     return TensorType(x.dtype, tuple(x.shape[p] for p in perm))
 
 
+def _inverse(perm: tuple) -> tuple:
+    """The permutation that undoes ``perm``."""
+    return tuple(perm.index(axis) for axis in range(len(perm)))
+
+
 TRANSPOSE = register(OpDef(
     "transpose", "shape", _transpose_infer,
     lambda x, *, perm: np.transpose(x, perm),
+    vjp=lambda node, cotangent: (transpose(cotangent, _inverse(node.attrs["perm"])),),
+    jvp=lambda node, tangents: transpose(tangents[0], node.attrs["perm"]),
     doc="Axes permuted: output axis i is input axis perm[i]."))
 
 
@@ -148,6 +192,8 @@ def _expand_dims_infer(x: TensorType, *, axis: int) -> TensorType:
 EXPAND_DIMS = register(OpDef(
     "expand_dims", "shape", _expand_dims_infer,
     lambda x, *, axis: np.expand_dims(x, axis),
+    vjp=lambda node, cotangent: (squeeze(cotangent, node.attrs["axis"]),),
+    jvp=lambda node, tangents: expand_dims(tangents[0], node.attrs["axis"]),
     doc="A new axis of size 1 inserted at position axis of the output."))
 
 
@@ -165,9 +211,17 @@ def _squeeze_infer(x: TensorType, *, axis: tuple) -> TensorType:
     return TensorType(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
+def _squeeze_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+    for axis in node.attrs["axis"]:  # ascending: each axis is numbered as in the input
+        cotangent = expand_dims(cotangent, axis)
+    return (cotangent,)
+
+
 SQUEEZE = register(OpDef(
     "squeeze", "shape", _squeeze_infer,
     lambda x, *, axis: np.squeeze(x, axis),
+    vjp=_squeeze_vjp,
+    jvp=lambda node, tangents: squeeze(tangents[0], node.attrs["axis"]),
     doc="The listed size-1 axes removed."))
 
 
@@ -208,9 +262,24 @@ def _concat_infer(*types: TensorType, axis: int) -> TensorType:
     return TensorType(types[0].dtype, tuple(shape))
 
 
+def _or_zeros(values: Sequence[Tensor | None], likes: Sequence[Tensor]) -> list[Tensor]:
+    """Each value, or zeros shaped like the matching tensor where the value is None (zero)."""
+    return [zeros_like(like) if value is None else value for value, like in zip(values, likes, strict=True)]
+
+
+def _concat_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor, ...]:
+    axis = node.attrs["axis"]
+    sizes = [x.shape[axis] for x in node.inputs]
+    if sizes.count(None) <= 1:
+        return split(cotangent, [-1 if size is None else size for size in sizes], axis)
+    return split_like(cotangent, node.inputs, axis)
+
+
 CONCAT = register(OpDef(
     "concat", "shape", _concat_infer,
     lambda *xs, axis: np.concatenate(xs, axis),
+    vjp=_concat_vjp,
+    jvp=lambda node, tangents: concat(_or_zeros(tangents, node.inputs), node.attrs["axis"]),
     doc="Inputs joined along an existing axis."))
 
 
@@ -237,9 +306,18 @@ def _stack_infer(*types: TensorType, axis: int) -> TensorType:
     return TensorType(types[0].dtype, tuple(shape[:axis]) + (len(types),) + tuple(shape[axis:]))
 
 
+def _stack_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor, ...]:
+    from graphc.ops.indexing import getitem
+
+    before = (builtins.slice(None),) * node.attrs["axis"]
+    return tuple(getitem(cotangent, (*before, i)) for i in range(len(node.inputs)))
+
+
 STACK = register(OpDef(
     "stack", "shape", _stack_infer,
     lambda *xs, axis: np.stack(xs, axis),
+    vjp=_stack_vjp,
+    jvp=lambda node, tangents: stack(_or_zeros(tangents, node.inputs), node.attrs["axis"]),
     doc="Inputs of one shape joined along a new axis."))
 
 
@@ -286,6 +364,8 @@ def _split_reference(x: np.ndarray, *, sections: Any, axis: int) -> tuple[np.nda
 
 SPLIT = register(OpDef(
     "split", "shape", _split_infer, _split_reference,
+    vjp=lambda node, cotangents: (concat(_or_zeros(cotangents, node.outputs), node.attrs["axis"]),),
+    jvp=lambda node, tangents: split(tangents[0], node.attrs["sections"], node.attrs["axis"]),
     doc="Several outputs: x cut along axis into equal pieces (sections an int) or pieces of given sizes."))
 
 
@@ -300,6 +380,36 @@ def split(x: Any, num_or_size_splits: int | Sequence[int], axis: int = 0,
     if dim is not None:  # with a known size, store the sizes themselves: one canonical attribute
         sections = canonical(_split_sizes, sections, dim)
     return apply(SPLIT, [x], name, sections=sections, axis=axis)
+
+
+def _split_like_infer(x: TensorType, *likes: TensorType, axis: int) -> tuple[TensorType, ...]:
+    _same_rank("split_like", (x, *likes))
+    axis = normalize_axis(axis, x.rank)
+    sizes = [like.shape[axis] for like in likes]
+    merge_dims(x.shape[axis], None if None in sizes else sum(sizes), f"split_like along axis {axis}: the axis "
+               "and the pieces")
+    return tuple(TensorType(x.dtype, x.shape[:axis] + (size,) + x.shape[axis + 1:]) for size in sizes)
+
+
+def _split_like_reference(x: np.ndarray, *likes: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+    sizes = [like.shape[axis] for like in likes]
+    if sum(sizes) != x.shape[axis]:
+        raise ValueError(f"pieces of sizes {sizes} do not add up to the axis size {x.shape[axis]}")
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis))
+
+
+SPLIT_LIKE = register(OpDef(
+    "split_like", "shape", _split_like_infer, _split_like_reference,
+    vjp=lambda node, cotangents: (concat(_or_zeros(cotangents, node.outputs), node.attrs["axis"]),
+                                  *(None for _ in node.inputs[1:])),
+    jvp=lambda node, tangents: split_like(tangents[0], node.inputs[1:], node.attrs["axis"]),
+    doc="Several outputs: x cut along axis into pieces as long as each like is there (run-time sizes)."))
+
+
+def split_like(x: Tensor, likes: Sequence[Tensor], axis: int, name: str | None = None) -> tuple[Tensor, ...]:
+    """``x`` cut along ``axis`` into one piece per tensor of ``likes``, each as long as that tensor on
+    ``axis`` at run time (the lengths must add up to x's): concat's derivative when sizes are unknown."""
+    return apply(SPLIT_LIKE, [x, *likes], name, axis=canonical(normalize_axis, axis, x.ndim))
 
 
 # -- broadcast_to --------------------------------------------------------------------------------------
@@ -318,6 +428,8 @@ def _broadcast_to_infer(x: TensorType, *, shape: tuple) -> TensorType:
 BROADCAST_TO = register(OpDef(
     "broadcast_to", "shape", _broadcast_to_infer,
     lambda x, *, shape: np.broadcast_to(x, shape).copy(),  # a copy: a broadcast view is read-only
+    vjp=lambda node, cotangent: (sum_to(cotangent, node.inputs[0]),),
+    jvp=lambda node, tangents: broadcast_to(tangents[0], node.attrs["shape"]),
     doc="x repeated along size-1 and missing leading axes to the given shape (numpy rules)."))
 
 
@@ -340,8 +452,18 @@ def _pad_reference(x: np.ndarray, *, paddings: tuple, constant_values: Any) -> n
     return np.pad(x, paddings, mode="constant", constant_values=x.dtype.type(constant_values))
 
 
+def _pad_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+    from graphc.ops.indexing import getitem
+
+    # the interior, counted from both ends so that it works for sizes known only at run time
+    return (getitem(cotangent, tuple(builtins.slice(before, -after or None)
+                                     for before, after in node.attrs["paddings"])),)
+
+
 PAD = register(OpDef(
     "pad", "shape", _pad_infer, _pad_reference,
+    vjp=_pad_vjp,
+    jvp=lambda node, tangents: pad(tangents[0], node.attrs["paddings"]),
     doc="x surrounded by constant_values: paddings[i] = (before, after) elements on axis i."))
 
 

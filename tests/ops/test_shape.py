@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 import graphc as gc
 from graphc.errors import DTypeError, ShapeError
+from graphc.ops.indexing import getitem_grad, scatter_add
+from graphc.ops.shape import reshape_like, split_like
 from tests.helpers import assert_build_error, run
 
 
@@ -69,6 +71,15 @@ ERRORS = [
     (ShapeError, "gather", ["axis 1", "rank 1"], lambda: gc.gather(ph((3,)), [0], axis=1)),
     (DTypeError, "one_hot", ["indices must be int32 or int64", "float32"], lambda: gc.one_hot([0.0, 1.0], 3)),
     (ShapeError, "one_hot", ["depth", "-1"], lambda: gc.one_hot([0], -1)),
+    (ShapeError, "reshape_like", ["numbers of elements", "6 and 4"], lambda: reshape_like(ph((2, 3)), ph((4,)))),
+    (ShapeError, "split_like", ["axis 1", "sizes 4 and 3"],
+     lambda: split_like(ph((2, 4)), [ph((2, 1)), ph((2, 2))], 1)),
+    (ShapeError, "getitem_grad", ["expected shape [3]", "got [2]"],
+     lambda: getitem_grad(ph((2,)), ph((3, 4), name="like"), (slice(None), 1))),
+    (ShapeError, "scatter_add", ["expected shape [2,3]", "got [3,2]"],
+     lambda: scatter_add(ph((3, 2)), [0, 0], ph((4, 3), name="like"))),
+    (DTypeError, "scatter_add", ["indices must be int32 or int64", "float32"],
+     lambda: scatter_add(ph((2,)), ph((2,), name="i"), ph((4,), name="like"))),
     (DTypeError, "one_hot", ["on_value 0.5", "int64"], lambda: gc.one_hot([0], 2, 0.5, dtype="int64")),
 ]
 
@@ -186,6 +197,10 @@ RUNTIME_ERRORS = [
     (lambda x: gc.squeeze(x, 0), np.zeros((3, 2), np.float32), "squeeze"),
     (lambda x: gc.reshape(x, (4, -1)), np.zeros((3, 2), np.float32), "reshape"),
     (lambda x: gc.broadcast_to(x, (3, 5)), np.zeros((3, 2), np.float32), "broadcast_to"),
+    (lambda x: split_like(x, [x, x], 0)[0], np.zeros((3, 2), np.float32), "split_like"),
+    (lambda x: reshape_like(x, x[1:]), np.zeros((3, 2), np.float32), "reshape_like"),
+    (lambda x: scatter_add(x, [0, 0, 3], x), np.zeros((3, 2), np.float32), "scatter_add"),
+    (lambda x: getitem_grad(x, x, np.s_[1:]), np.zeros((3, 2), np.float32), "getitem_grad"),
 ]
 
 
@@ -269,3 +284,75 @@ def test_getitem_matches_numpy(shape_and_key):
         if static == shape:
             assert y.shape == want.shape
         np.testing.assert_array_equal(run(y, {x: value}, graph=g), want)
+
+
+# -- derivatives with sizes known only at run time ----------------------------------------------------------
+# (builder, run-time input shapes, static shapes with unknown sizes); values are checked against finite
+# differences by tests/autodiff on known shapes, so here the unknown-size graphs must give the same numbers
+UNKNOWN_SIZE_DERIVATIVES = [
+    (lambda x: gc.reshape(x, (-1,)), [(2, 3, 4)], [(None, 3, None)]),
+    (lambda x: gc.reshape(x, (4, -1)), [(2, 3, 4)], [(None, 3, 4)]),
+    (lambda x: gc.transpose(x, (1, 2, 0)), [(2, 3, 4)], [(None, None, 4)]),
+    (lambda x: gc.expand_dims(x, 1), [(2, 3)], [(None, None)]),
+    (lambda x: gc.squeeze(x, (0, 2)), [(1, 3, 1)], [(None, None, None)]),
+    (lambda x, y, z: gc.concat([x, y, z], 1), [(2, 1), (2, 3), (2, 2)], [(None, None), (2, None), (None, 2)]),
+    (lambda x, y: gc.concat([x, y], 0), [(3, 2), (1, 2)], [(None, 2), (1, 2)]),
+    (lambda x, y: gc.stack([x, y], 1), [(2, 3), (2, 3)], [(None, None), (2, None)]),
+    (lambda x: gc.split(x, [1, -1], axis=1)[1], [(2, 4)], [(None, None)]),
+    (lambda x: gc.broadcast_to(x, (2, 3)), [(1, 3)], [(None, None)]),
+    (lambda x: gc.pad(x, [(1, 2), (0, 1)]), [(2, 3)], [(None, None)]),
+    (lambda x: x[::-2, None, 1], [(5, 3)], [(None, None)]),
+    (lambda x: gc.slice(x, [1, 0], [2, -1]), [(4, 3)], [(None, None)]),
+    (lambda x: gc.gather(x, [0, -1, 0], axis=1), [(2, 3)], [(None, None)]),
+]
+
+
+def _derivative_values(build, static_shapes, values, directions, probes):
+    """Gradient, jvp and second derivative of sum(sin(build(xs))), built with the given static shapes."""
+    graph = gc.Graph()
+    with graph.as_default():
+        xs = [gc.placeholder("float64", s, name=f"in{i}") for i, s in enumerate(static_shapes)]
+        loss = gc.reduce_sum(gc.sin(build(*xs)))
+        grads = gc.gradients(loss, xs)
+        (along,) = gc.jvp(loss, xs, directions)
+        second = gc.gradients(sum(gc.reduce_sum(g * p) for g, p in zip(grads, probes)), xs)
+    return run([*grads, along, *second], dict(zip(xs, values)), graph=graph)
+
+
+@pytest.mark.parametrize("build, shapes, static", UNKNOWN_SIZE_DERIVATIVES,
+                         ids=[str(i) for i in range(len(UNKNOWN_SIZE_DERIVATIVES))])
+def test_derivatives_with_unknown_sizes(build, shapes, static, rng):
+    values, directions, probes = ([rng.uniform(-1, 1, s) for s in shapes] for _ in range(3))
+    want = _derivative_values(build, shapes, values, directions, probes)
+    got = _derivative_values(build, static, values, directions, probes)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _gradient_ops(build, *static_shapes):
+    """The names of the ops that gc.gradients adds for sum(build(xs)) with the given static shapes."""
+    graph = gc.Graph()
+    with graph.as_default():
+        xs = [ph(s, "float64", f"in{i}") for i, s in enumerate(static_shapes)]
+        loss = gc.reduce_sum(build(*xs))
+        known = set(graph.nodes)
+        gc.gradients(loss, xs)
+    return {n.op.name for n in graph.nodes if n not in known}
+
+
+def test_like_ops_only_where_more_than_one_size_is_unknown():
+    concat, flatten = (lambda x, y: gc.concat([x, y], 1)), (lambda x: gc.reshape(x, (-1,)))
+    assert _gradient_ops(concat, (2, None), (2, 3)) & {"split", "split_like"} == {"split"}
+    assert _gradient_ops(concat, (2, None), (None, None)) & {"split", "split_like"} == {"split_like"}
+    assert _gradient_ops(flatten, (None, 3)) & {"reshape", "reshape_like"} == {"reshape"}
+    assert _gradient_ops(flatten, (None, None)) & {"reshape", "reshape_like"} == {"reshape_like"}
+    assert "reshape_like" in _gradient_ops(flatten, (None, 0))  # -1 would be ambiguous among zero sizes
+
+
+def test_no_gradient_flows_through_an_index():
+    x = ph((3,), "float64")
+    y = gc.reduce_sum(gc.one_hot(gc.cast(x, "int64"), 4, dtype="float64"))
+    with pytest.raises(gc.errors.GradientError, match="cast 'cast'.*int64 output carries no derivative"):
+        gc.gradients(y, x, unconnected="raise")
+    assert gc.gradients(y, x, unconnected="none") == [None]
