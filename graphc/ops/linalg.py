@@ -4,23 +4,31 @@ Operands are brought to one dtype by the builders (``common_operands``); bool is
 truth values is almost always a mistake. Axes and einsum specs are normalized when the node is built
 (tensordot's to two tuples of non-negative axes, einsum's to an explicit ``'ij,jk->ik'``), so later stages
 see one spelling.
+
+Derivatives are products of the same kind: an operand's cotangent is the cotangent contracted with the other
+operands (c̄ @ bᵀ, a tensordot, an einsum), summed back over the batch dims that broadcast. ``eye_like``
+exists for einsum's derivative: it ties the repeats of a letter (a diagonal, a trace).
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import NUMERIC
-from graphc.graph.node import Tensor
+from graphc.graph.node import Node, Tensor
 from graphc.graph.types import Shape, TensorType, broadcast_shapes, format_shape
-from graphc.ops.axes import canonical, distinct_axes, is_int
-from graphc.ops.convert import common_operands
+from graphc.ops.axes import canonical, distinct_axes, is_int, normalize_axis
+from graphc.ops.broadcast import sum_to
+from graphc.ops.chain import add_all
+from graphc.ops.convert import as_tensor, common_operands
+from graphc.ops.elementwise import ones_like
 from graphc.ops.registry import OpDef, apply, register
+from graphc.ops.shape import expand_dims, squeeze, transpose
 
 __all__ = ["matmul", "tensordot", "einsum"]
 
@@ -38,6 +46,23 @@ def _check_dtypes(op_name: str, *types: TensorType) -> None:
 
 def _known_and_different(m: int | None, n: int | None) -> bool:
     return m is not None and n is not None and m != n
+
+
+def _may_stretch(dims: Shape, others: Sequence[Shape]) -> bool:
+    """Whether broadcasting ``dims`` against each of ``others`` (right-aligned) may have stretched them:
+    the result has more dims, or a size-1 (or unknown) dim meets a size other than 1."""
+    return any(len(other) > len(dims) or any(d in (None, 1) and o != 1 for d, o in zip(dims[::-1], other[::-1]))
+               for other in others)
+
+
+def _inverse(perm: Sequence[int]) -> tuple[int, ...]:
+    """The permutation that undoes ``perm``."""
+    return tuple(list(perm).index(axis) for axis in range(len(perm)))
+
+
+def _permuted(x: Tensor, perm: Sequence[int]) -> Tensor:
+    """transpose(x, perm), with no node for the identity permutation."""
+    return x if list(perm) == list(range(len(perm))) else transpose(x, perm)
 
 
 # -- matmul -----------------------------------------------------------------------------------------------
@@ -60,7 +85,37 @@ def _matmul_infer(a: TensorType, b: TensorType) -> TensorType:
     return TensorType(a.dtype, batch + rows + columns)
 
 
-MATMUL = register(OpDef("matmul", "linalg", _matmul_infer, np.matmul,
+def _swap_last(x: Tensor) -> Tensor:
+    """x with its last two axes swapped: a batch of transposed matrices."""
+    return transpose(x, (*range(x.ndim - 2), x.ndim - 1, x.ndim - 2))
+
+
+def _matmul_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor, Tensor]:
+    # on matrices, ā = c̄ @ bᵀ and b̄ = aᵀ @ c̄; a 1-D operand is promoted (and its cotangent squeezed back)
+    # as in the forward product, and batch dims that broadcast are summed back to the operand's
+    a, b = node.inputs
+    left = expand_dims(a, 0) if a.ndim == 1 else a
+    right = expand_dims(b, -1) if b.ndim == 1 else b
+    cotangent = expand_dims(cotangent, -1) if b.ndim == 1 else cotangent
+    cotangent = expand_dims(cotangent, -2) if a.ndim == 1 else cotangent
+    grad_a, grad_b = matmul(cotangent, _swap_last(right)), matmul(_swap_last(left), cotangent)
+    grad_a = squeeze(grad_a, -2) if a.ndim == 1 else grad_a
+    grad_b = squeeze(grad_b, -1) if b.ndim == 1 else grad_b
+    return _batch_summed(grad_a, a, b), _batch_summed(grad_b, b, a)
+
+
+def _batch_summed(grad: Tensor, x: Tensor, other: Tensor) -> Tensor:
+    """An operand's cotangent summed over the batch dims (all but the last two) matmul broadcast it along."""
+    return sum_to(grad, x) if _may_stretch(x.shape[:-2], [other.shape[:-2]]) else grad
+
+
+def _matmul_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor | None:
+    (a, b), (tangent_a, tangent_b) = node.inputs, tangents
+    return add_all([None if tangent_a is None else matmul(tangent_a, b),
+                    None if tangent_b is None else matmul(a, tangent_b)])
+
+
+MATMUL = register(OpDef("matmul", "linalg", _matmul_infer, np.matmul, vjp=_matmul_vjp, jvp=_matmul_jvp,
                         doc="Matrix product with numpy's rules: batch dims broadcast, 1-D operands promoted."))
 
 
@@ -103,9 +158,32 @@ def _tensordot_infer(a: TensorType, b: TensorType, *, axes: Any) -> TensorType:
     return TensorType(a.dtype, free_a + free_b)
 
 
+def _tensordot_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor, Tensor]:
+    # the cotangent holds a's free axes, then b's: contracting it with the other operand over the other's
+    # free axes gives an operand's cotangent, with its axes in an order that one transpose undoes
+    a, b = node.inputs
+    a_axes, b_axes = node.attrs["axes"]
+    a_free = [i for i in range(a.ndim) if i not in a_axes]
+    b_free = [j for j in range(b.ndim) if j not in b_axes]
+    cot_a = tuple(range(len(a_free)))  # the cotangent's axes that are a's free axes
+    cot_b = tuple(range(len(a_free), len(a_free) + len(b_free)))
+    grad_a = tensordot(cotangent, b, (cot_b, tuple(b_free)))  # a's free axes, then a's paired axes in b's order
+    grad_b = tensordot(a, cotangent, (tuple(a_free), cot_a))  # b's paired axes in a's order, then b's free axes
+    a_order = a_free + [a_axes[i] for i in sorted(range(len(b_axes)), key=b_axes.__getitem__)]
+    b_order = [b_axes[i] for i in sorted(range(len(a_axes)), key=a_axes.__getitem__)] + b_free
+    return _permuted(grad_a, _inverse(a_order)), _permuted(grad_b, _inverse(b_order))
+
+
+def _tensordot_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor | None:
+    (a, b), (tangent_a, tangent_b), axes = node.inputs, tangents, node.attrs["axes"]
+    return add_all([None if tangent_a is None else tensordot(tangent_a, b, axes),
+                    None if tangent_b is None else tensordot(a, tangent_b, axes)])
+
+
 TENSORDOT = register(OpDef(
     "tensordot", "linalg", _tensordot_infer,
     lambda a, b, *, axes: np.tensordot(a, b, axes=(list(axes[0]), list(axes[1]))),
+    vjp=_tensordot_vjp, jvp=_tensordot_jvp,
     doc="Sum of products over paired axes of a and b; the result has a's free axes, then b's."))
 
 
@@ -217,8 +295,81 @@ def _einsum_infer(*types: TensorType, spec: str) -> TensorType:
     return TensorType(types[0].dtype, tuple(shape))
 
 
+def _einsum_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor, ...]:
+    inputs, output = parse_einsum(node.attrs["spec"], len(node.inputs))
+    return tuple(_einsum_operand_vjp(node, position, inputs, output, cotangent) for position in range(len(inputs)))
+
+
+def _einsum_operand_vjp(node: Node, position: int, inputs: list[Term], output: Term, cotangent: Tensor) -> Tensor:
+    """One operand's cotangent: the einsum of the cotangent with the other operands, to the operand's subscripts.
+
+    A letter repeated in the operand (a diagonal, a trace) gets a fresh name for each repeat and an identity
+    matrix ties the copies; letters no other term holds (summed in this operand alone) come from a ones
+    operand, which broadcasts the cotangent along them; '...' dims that were broadcast are summed back.
+    """
+    spec, operand, term = node.attrs["spec"], node.inputs[position], inputs[position]
+    terms = [t for i, t in enumerate(inputs) if i != position] + [output]
+    tensors = [t for i, t in enumerate(node.inputs) if i != position] + [cotangent]
+    target, ties = _untied(term, iter(sorted(_LETTERS - set(spec))))
+    for letter, copy in ties:
+        terms.append((letter, copy))
+        tensors.append(eye_like(operand, _letter_axis(term, letter, operand.ndim)))
+    if set(target) - {ELLIPSIS} - {s for t in terms for s in t}:
+        terms.append(target)
+        tensors.append(ones_like(operand))
+    covered = [_split_dims(t, x.shape, i, spec)[1] for i, (t, x) in enumerate(zip(inputs, node.inputs))]
+    if not _may_stretch(covered.pop(position), covered):
+        return einsum(_spec(terms, target), *tensors)
+    # the '...' dims were broadcast: make them the leading dims, sum them back, then put them in place
+    front = _ellipsis_first(term, operand.ndim)
+    grad = einsum(_spec(terms, (ELLIPSIS, *(s for s in target if s != ELLIPSIS))), *tensors)
+    return _permuted(sum_to(grad, _permuted(operand, front)), _inverse(front))
+
+
+def _untied(term: Term, fresh: Iterator[str]) -> tuple[Term, list[tuple[str, str]]]:
+    """``term`` with each repeat of a letter renamed to a fresh letter, and the (letter, fresh letter) pairs."""
+    seen: set[str] = set()
+    renamed, ties = [], []
+    for symbol in term:
+        if symbol != ELLIPSIS and symbol in seen:
+            ties.append((symbol, next(fresh)))
+            symbol = ties[-1][1]
+        seen.add(symbol)
+        renamed.append(symbol)
+    return tuple(renamed), ties
+
+
+def _letter_axis(term: Term, letter: str, rank: int) -> int:
+    """The operand axis named by the first occurrence of ``letter`` in its term."""
+    index = term.index(letter)
+    if ELLIPSIS in term and index > term.index(ELLIPSIS):
+        return index - 1 + rank - (len(term) - 1)  # past the dims the ellipsis covers
+    return index
+
+
+def _ellipsis_first(term: Term, rank: int) -> tuple[int, ...]:
+    """The permutation of an operand's axes that moves the dims its '...' covers to the front."""
+    if ELLIPSIS not in term:
+        return tuple(range(rank))
+    start = term.index(ELLIPSIS)
+    dots = range(start, start + rank - (len(term) - 1))
+    return (*dots, *(axis for axis in range(rank) if axis not in dots))
+
+
+def _spec(terms: Sequence[Term], output: Term) -> str:
+    return ",".join("".join(term) for term in terms) + "->" + "".join(output)
+
+
+def _einsum_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor | None:
+    # einsum is linear in each operand: the tangent is the sum of the einsums with one operand replaced
+    spec, operands = node.attrs["spec"], node.inputs
+    return add_all([einsum(spec, *operands[:i], tangent, *operands[i + 1:])
+                    for i, tangent in enumerate(tangents) if tangent is not None])
+
+
 EINSUM = register(OpDef(
     "einsum", "linalg", _einsum_infer, lambda *arrays, spec: np.einsum(spec, *arrays),
+    vjp=_einsum_vjp, jvp=_einsum_jvp,
     doc="Einstein summation over an explicit spec such as 'bij,bjk->bik'."))
 
 
@@ -237,3 +388,22 @@ def einsum(subscripts: str, *operands: Any, name: str | None = None) -> Tensor:
     tensors = common_operands(*operands)
     spec = canonical(canonical_einsum, subscripts, len(tensors))
     return apply(EINSUM, tensors, name, spec=spec)
+
+
+# -- eye_like (for einsum's diagonals) ----------------------------------------------------------------------
+def _eye_like_infer(x: TensorType, *, axis: int) -> TensorType:
+    size = x.shape[normalize_axis(axis, x.rank)]
+    return TensorType(x.dtype, (size, size))
+
+
+EYE_LIKE = register(OpDef(
+    "eye_like", "linalg", _eye_like_infer, lambda x, *, axis: np.eye(x.shape[axis], dtype=x.dtype),
+    vjp=lambda node, cotangent: (None,), jvp=lambda node, tangents: None,  # does not depend on x's values
+    doc="The identity matrix as large as x's run-time size along axis, in x's dtype."))
+
+
+def eye_like(x: Any, axis: int, name: str | None = None) -> Tensor:
+    """The identity matrix of size ``x.shape[axis]`` (known when run) in x's dtype: einsum's derivative ties
+    the repeats of a letter (a diagonal) with it."""
+    x = as_tensor(x)
+    return apply(EYE_LIKE, [x], name, axis=canonical(normalize_axis, axis, x.ndim))

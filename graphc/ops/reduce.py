@@ -4,6 +4,10 @@ The axes are normalized when the node is built, to a sorted tuple of distinct no
 later stage sees one spelling of them. An empty reduction gives the op's identity (sum 0, prod 1, max −inf
 or the dtype's lowest int, logsumexp −inf; mean is 0/0 = NaN), as a compiled loop that starts from the
 identity does. Each op is one ``OpDef`` plus its public function.
+
+Derivatives: a cotangent flows back with the reduced axes restored (``unreduce``); max and min split it
+evenly among tied extremes (as TF); prod is exact at zeros; argmax and argmin have int outputs, so no
+derivative flows through them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from graphc.graph.types import Shape, TensorType
 from graphc.ops.axes import canonical, normalize_axes, normalize_axis
 from graphc.ops.broadcast import broadcast_like
 from graphc.ops.convert import as_tensor
+from graphc.ops.elementwise import cast, equal, exp, mul_no_nan, ones_like, where, zeros_like
 from graphc.ops.registry import OpDef, apply, register
 
 __all__ = ["reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod", "reduce_logsumexp",
@@ -122,15 +127,28 @@ def _reduction(name: str, reference: Callable, accepted: frozenset, result: Call
 
 
 # -- derivatives ------------------------------------------------------------------------------------------
-def unreduce(value: Tensor, node: Node) -> Tensor:
-    """A value of the reduction's output shape, with the reduced axes restored (size 1) and broadcast back
-    to the input's run-time shape: how a cotangent flows back through a reduction."""
+# A reduction's local derivative ∂out/∂x has x's shape; a cotangent (output-shaped) meets it after its reduced
+# axes are restored, through mul_no_nan so a zero cotangent stays zero (the safety rule of graphc.ops.chain).
+def restore_axes(value: Tensor, node: Node) -> Tensor:
+    """A value of the reduction's output shape with the reduced axes put back as size 1 (it then broadcasts
+    against the input)."""
     from graphc.ops.shape import expand_dims
 
     if not node.attrs["keepdims"]:
         for axis in node.attrs["axis"]:
             value = expand_dims(value, axis)
-    return broadcast_like(value, node.inputs[0])
+    return value
+
+
+def unreduce(value: Tensor, node: Node) -> Tensor:
+    """A value of the reduction's output shape, with the reduced axes restored (size 1) and broadcast back
+    to the input's run-time shape: how a cotangent flows back through a reduction."""
+    return broadcast_like(restore_axes(value, node), node.inputs[0])
+
+
+def _reduce_like(node: Node, value: Tensor) -> Tensor:
+    """``value`` (input-shaped) summed over the node's axes: how a tangent flows forward."""
+    return reduce_sum(value, node.attrs["axis"], node.attrs["keepdims"])
 
 
 def _sum_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
@@ -138,21 +156,83 @@ def _sum_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
 
 
 def _sum_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor:
-    return reduce_sum(tangents[0], node.attrs["axis"], node.attrs["keepdims"])
+    return _reduce_like(node, tangents[0])
+
+
+def _mean_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+    spread = unreduce(cotangent, node)
+    return (spread / _reduced_count(node, spread),)
+
+
+def _reduced_count(node: Node, like: Tensor) -> Tensor | float:
+    """How many elements each output element of the reduction gathers: a number when the reduced sizes are
+    known, else counted when run (a sum of ones of ``like``, input-shaped, keeping the reduced axes)."""
+    sizes = [node.inputs[0].shape[axis] for axis in node.attrs["axis"]]
+    if None not in sizes:
+        return float(math.prod(sizes))
+    return reduce_sum(ones_like(like), node.attrs["axis"], keepdims=True)
+
+
+def _extreme_partial(node: Node) -> Tensor:
+    """∂max/∂x (or ∂min/∂x): 1/k at each of the k elements of a slice equal to its max, 0 elsewhere.
+
+    Ties share the derivative evenly, as TF does, so the vjp and jvp are one linear map and its transpose
+    (a NaN slice has no element equal to its max: its derivative is NaN).
+    """
+    x = node.inputs[0]
+    hits = cast(equal(x, restore_axes(node.outputs[0], node)), x.dtype)
+    return hits / reduce_sum(hits, node.attrs["axis"], keepdims=True)
+
+
+def _prod_partial(node: Node) -> Tensor:
+    """∂prod/∂x: the product of the other elements of the slice, exact where the slice holds zeros.
+
+    out / x away from zeros; at a slice's only zero, the product of the rest; with two zeros or more, 0.
+    Limitation: in that last case the second derivative between two of the zeros is 0 (it should be the
+    product of the rest); one zero or none is exact to every order.
+    """
+    x, axes = node.inputs[0], node.attrs["axis"]
+    is_zero = equal(x, zeros_like(x))
+    nonzero = where(is_zero, ones_like(x), x)  # no division by zero on the branch not taken
+    zeros = reduce_sum(cast(is_zero, x.dtype), axes, keepdims=True)
+    lone_zero = where(equal(zeros, 1), reduce_prod(nonzero, axes, keepdims=True), zeros_like(zeros))
+    return where(is_zero, lone_zero, restore_axes(node.outputs[0], node) / nonzero)
+
+
+def _logsumexp_partial(node: Node) -> Tensor:
+    """∂logsumexp/∂x: the softmax of each slice, exp(x − out)."""
+    return exp(node.inputs[0] - restore_axes(node.outputs[0], node))
+
+
+def _partial_rules(partial: Callable[[Node], Tensor]) -> tuple[Callable, Callable]:
+    """(vjp, jvp) of a reduction whose local derivative ``partial(node)`` has the input's shape."""
+
+    def vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+        return (mul_no_nan(partial(node), restore_axes(cotangent, node)),)
+
+    def jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor:
+        return _reduce_like(node, mul_no_nan(partial(node), tangents[0]))
+
+    return vjp, jvp
 
 
 SUM = _reduction("reduce_sum", _sum_reference, ALL, _sum_dtype,
                  "Sum over axes; keeps the dtype (bool counts as int64); empty sum 0.", _sum_vjp, _sum_jvp)
 MEAN = _reduction("reduce_mean", _mean_reference, ALL, _mean_dtype,
-                  "Mean over axes; ints and bools give float64; empty mean NaN.")
+                  "Mean over axes; ints and bools give float64; empty mean NaN.", _mean_vjp,
+                  lambda node, tangents: reduce_mean(tangents[0], node.attrs["axis"], node.attrs["keepdims"]))
 MAX = _reduction("reduce_max", _max_reference, ALL, _same_dtype,
-                 "Max over axes (NaN propagates); empty max −inf, the lowest int, or False.")
+                 "Max over axes (NaN propagates; tied maxima share the derivative evenly); empty max −inf, the "
+                 "lowest int, or False.", *_partial_rules(_extreme_partial))
 MIN = _reduction("reduce_min", _min_reference, ALL, _same_dtype,
-                 "Min over axes (NaN propagates); empty min +inf, the highest int, or True.")
+                 "Min over axes (NaN propagates; tied minima share the derivative evenly); empty min +inf, the "
+                 "highest int, or True.", *_partial_rules(_extreme_partial))
 PROD = _reduction("reduce_prod", _prod_reference, ALL, _sum_dtype,
-                  "Product over axes; keeps the dtype (bool as int64); empty product 1.")
+                  "Product over axes; keeps the dtype (bool as int64); empty product 1.",
+                  *_partial_rules(_prod_partial))
 LOGSUMEXP = _reduction("reduce_logsumexp", _logsumexp_reference, FLOATS, _same_dtype,
-                       "log(sum(exp(x))) over axes, without overflow; empty or all −inf gives −inf.")
+                       "log(sum(exp(x))) over axes, without overflow; empty or all −inf gives −inf.",
+                       *_partial_rules(_logsumexp_partial))
 
 
 # -- argmax / argmin ----------------------------------------------------------------------------------------

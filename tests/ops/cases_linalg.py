@@ -74,6 +74,11 @@ CASES = [
     _matmul((4,), (4, 5), note="vector-left"),
     _matmul((3, 4), (4,), "float64", note="vector-right"),
     _matmul((4,), (4,), "float64", note="dot"),
+    _matmul((4,), (4, 3), "float64", note="vector-left"),
+    _matmul((3,), (2, 3, 2), "float64", note="vector-batch"),
+    _matmul((2, 2, 3), (3,), "float64", note="batch-vector"),
+    _matmul((2, 2, 3), (3, 2), "float64", note="batch-left-small"),
+    _matmul((2, 1, 2, 3), (3, 3, 2), "float64", note="broadcast-small"),  # both operands' batch dims stretch
     _matmul((4,), (2, 4, 3), note="vector-batch"),
     _matmul((2, 3, 4), (4,), "int64", note="batch-vector"),
     _matmul((1, 1), (1, 1)),
@@ -87,6 +92,9 @@ CASES = [
     _tensordot((2, 3), (4, 5), 0, "float64", note="outer"),
     _tensordot((3, 4, 5), (5, 4, 2), ((1, 2), (1, 0)), note="pairs"),
     _tensordot((3, 4, 5), (2, 3), (0, -1), "float64", note="negative"),
+    _tensordot((3, 2, 2), (2, 3), (0, -1), "float64", note="negative-small"),
+    _tensordot((2, 2, 3), (3, 2, 2), ((1, 2), (2, 0)), "float64", note="pairs-unordered"),
+    _tensordot((2, 3), (3, 4), 1, "float64", note="axes1"),
     _tensordot((3, 4), (4, 3), ([0, 1], [1, 0]), "int32", note="full"),
     _tensordot((2, 3), (3, 0), 1, "float64", note="empty-free"),
     # einsum: the common patterns, implicit outputs, '...', traces; expected without einsum
@@ -114,4 +122,19 @@ CASES = [
     _einsum("ii->", lambda x: np.asarray(np.trace(x)), (3, 3), dtype="float64", unknown_dims=False),
     _einsum("ii->i", lambda x: np.diagonal(x).copy(), (3, 3), dtype="float64"),
     _einsum("", lambda x: x.copy(), (), dtype="float64"),
+    # small float64 cases for the derivative checks: '...' broadcast (also inside a term), a letter summed in
+    # one operand only, and repeated letters beside other operands
+    _einsum("...ij,jk->...ik", np.matmul, (2, 2, 3), (3, 2), dtype="float64"),
+    _einsum("i...j,...j->...i", lambda a, b: np.sum(np.moveaxis(a, 0, -2) * b[..., None, :], axis=-1),
+            (2, 1, 3, 2), (4, 1, 2), dtype="float64"),
+    _einsum("ij,jk->i", lambda a, b: a @ b.sum(axis=1), (2, 3), (3, 2), dtype="float64"),
+    _einsum("iji,jk->ik", lambda a, b: np.diagonal(a, axis1=0, axis2=2).T @ b, (2, 3, 2), (3, 2),
+            dtype="float64"),
+    _einsum("iii->i", lambda x: x[np.arange(2), np.arange(2), np.arange(2)], (2, 2, 2), dtype="float64"),
+    _einsum("bij,bjk->bik", np.matmul, (2, 2, 3), (2, 3, 2), dtype="float64"),
+    # eye_like: the identity that einsum's derivative ties repeated letters with
+    OpCase(L.EYE_LIKE, lambda x: L.eye_like(x, 0), _inputs((3, 2), dtype="float64"),
+           lambda x: np.eye(3), label="float64-3x2-axis0"),
+    OpCase(L.EYE_LIKE, lambda x: L.eye_like(x, -1), _inputs((3, 2), dtype="int32"),
+           lambda x: np.eye(2, dtype=np.int32), label="int32-3x2-axis-1"),
 ]

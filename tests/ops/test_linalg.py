@@ -6,6 +6,7 @@ import pytest
 
 import graphc as gc
 from graphc.errors import DTypeError, ShapeError
+from graphc.ops.linalg import eye_like
 from tests.helpers import assert_build_error, placeholders, run
 
 
@@ -187,3 +188,75 @@ def test_einsum_promotes_mixed_dtypes():
     b = gc.placeholder("float32", (3,))
     assert gc.einsum("i,i->", a, b).dtype == "float32"
     assert gc.einsum("i,i->", a, [1, 2, 3]).dtype == "int64"
+
+
+# -- derivatives beyond the registry's finite differences: broadcasting known only when run ------------------
+def _gradients_with_unknown_dims(build, values):
+    """The gradients of sum(w * build(*placeholders)), every placeholder dim unknown, fed ``values``; and w."""
+    tensors = [gc.placeholder("float64", (None,) * np.ndim(v), name=f"in{i}") for i, v in enumerate(values)]
+    out = build(*tensors)
+    weights = np.random.default_rng(0).uniform(-1, 1, size=run(out, dict(zip(tensors, values))).shape)
+    grads = gc.gradients(gc.reduce_sum(out * weights), tensors)
+    return run(grads, dict(zip(tensors, values))), weights
+
+
+def test_matmul_gradient_sums_batch_dims_broadcast_when_run():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(1, 2, 3)), rng.normal(size=(5, 3, 4))
+    (grad_a, grad_b), w = _gradients_with_unknown_dims(gc.matmul, [a, b])
+    np.testing.assert_allclose(grad_a, np.sum(w @ b.swapaxes(-1, -2), axis=0, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(grad_b, a.swapaxes(-1, -2) @ w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((3,), (2, 3, 4)), ((2, 2, 3), (3,)), ((3,), (3,))])
+def test_matmul_gradient_of_vector_operands_with_unknown_dims(a_shape, b_shape):
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=a_shape), rng.normal(size=b_shape)
+    (grad_a, grad_b), w = _gradients_with_unknown_dims(gc.matmul, [a, b])
+    np.testing.assert_allclose(grad_a, _numeric_gradient(lambda x: np.sum(w * (x @ b)), a), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(grad_b, _numeric_gradient(lambda x: np.sum(w * (a @ x)), b), rtol=1e-7, atol=1e-9)
+
+
+def _numeric_gradient(f, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = eps
+        grad[i] = (f(x + step) - f(x - step)) / (2 * eps)
+    return grad
+
+
+@pytest.mark.parametrize("spec, shapes", [
+    ("...i,...i->...", [(1, 3), (4, 3)]),              # '...' of size 1 stretched when run
+    ("i...j,...j->...i", [(2, 1, 3, 2), (4, 1, 2)]),   # a stretched '...' inside a term
+    ("ii->", [(3, 3)]),                                # a trace: the identity of the run-time size
+    ("iji,jk->ik", [(2, 3, 2), (3, 2)]),               # a diagonal beside another operand
+    ("ij->i", [(3, 4)]),                               # a letter summed in one operand only
+])
+def test_einsum_gradient_with_unknown_dims(spec, shapes):
+    rng = np.random.default_rng(3)
+    values = [rng.normal(size=s) for s in shapes]
+    grads, w = _gradients_with_unknown_dims(lambda *xs: gc.einsum(spec, *xs), values)
+    for i, (grad, value) in enumerate(zip(grads, values)):
+        def loss(x, i=i):
+            return np.sum(w * np.einsum(spec, *values[:i], x, *values[i + 1:]))
+        np.testing.assert_allclose(grad, _numeric_gradient(loss, value), rtol=1e-7, atol=1e-9, err_msg=spec)
+
+
+def test_tensordot_gradient_with_unknown_dims():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(2, 2, 3)), rng.normal(size=(3, 2, 2))
+    axes = ((1, 2), (2, 0))
+    (grad_a, grad_b), w = _gradients_with_unknown_dims(lambda x, y: gc.tensordot(x, y, axes), [a, b])
+    np.testing.assert_allclose(grad_a, _numeric_gradient(lambda x: np.sum(w * np.tensordot(x, b, axes)), a),
+                               rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(grad_b, _numeric_gradient(lambda y: np.sum(w * np.tensordot(a, y, axes)), b),
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_eye_like_shape_and_errors():
+    x = gc.placeholder("float32", (None, 3), name="x")
+    assert eye_like(x, 0).shape == (None, None) and eye_like(x, -1).shape == (3, 3)
+    assert eye_like(x, 1).dtype == "float32"
+    assert_build_error(ShapeError, lambda: eye_like(x, 2, name="eye"), fragments=["'eye'", "axis 2", "rank 2"])
+    np.testing.assert_array_equal(run(eye_like(x, 0), {x: np.zeros((2, 3), np.float32)}), np.eye(2))

@@ -160,3 +160,73 @@ def test_tensor_methods():
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w)
         assert np.shape(g) == np.shape(w)
+
+
+# -- derivatives beyond the registry's finite differences: run-time counts, ties, zeros, stability -------------
+def test_mean_gradient_counts_unknown_dims_when_run():
+    x = gc.placeholder("float64", (None, 3, None), name="x")
+    (grad,) = gc.gradients(gc.reduce_mean(x, axis=(0, 2)), x)
+    (tangent,) = gc.jvp(gc.reduce_mean(x, axis=(0, 2)), x, [gc.ones_like(x)])
+    for shape in [(2, 3, 5), (1, 3, 1)]:  # one graph, two feeds: the count comes from the fed shape
+        got, got_tangent = run([grad, tangent], {x: np.zeros(shape)})
+        np.testing.assert_allclose(got, np.full(shape, 1 / (shape[0] * shape[2])), rtol=1e-15)
+        np.testing.assert_allclose(got_tangent, np.ones(3), rtol=1e-15)
+
+
+def test_mean_gradient_of_int_input_builds_and_is_dropped():
+    x = gc.placeholder("float64", (2, 3), name="x")
+    y = gc.reduce_mean(gc.cast(x, "int32"), axis=1)  # a float64 mean of ints: no derivative reaches x
+    assert gc.gradients(y, x, unconnected="none") == [None]
+
+
+@pytest.mark.parametrize("op, value, share", [
+    (gc.reduce_max, [[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], [[0.0, 0.5, 0.5], [1 / 3] * 3]),
+    (gc.reduce_min, [[1.0, 3.0, 1.0], [2.0, -2.0, 0.0]], [[0.5, 0.0, 0.5], [0.0, 1.0, 0.0]]),
+])
+def test_max_and_min_split_the_derivative_evenly_among_ties(op, value, share):
+    x = gc.placeholder("float64", (None, 3), name="x")
+    y = op(x, axis=1)
+    (grad,) = gc.gradients(y, x, grad_ys=[np.array([1.0, 6.0])])
+    direction = np.array([[5.0, 1.0, 3.0], [1.0, 2.0, 6.0]])
+    (tangent,) = gc.jvp(y, x, [direction])
+    got, got_tangent = run([grad, tangent], {x: np.array(value)})
+    share = np.array(share)
+    np.testing.assert_allclose(got, share * [[1.0], [6.0]], rtol=1e-15)
+    np.testing.assert_allclose(got_tangent, np.sum(share * direction, axis=1), rtol=1e-15)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ([1.0, 2.0, 3.0], [6.0, 3.0, 2.0]),
+    ([2.0, 0.0, 3.0], [0.0, 6.0, 0.0]),   # a lone zero: its partial is the product of the rest
+    ([0.0, 2.0, 0.0], [0.0, 0.0, 0.0]),   # two zeros: every partial is 0
+])
+def test_prod_gradient_is_exact_at_zeros(value, expected):
+    x = gc.placeholder("float64", (3,), name="x")
+    y = gc.reduce_prod(x)
+    (grad,) = gc.gradients(y, x)
+    (tangent,) = gc.jvp(y, x, [np.array([1.0, 10.0, 100.0])])
+    got, got_tangent = run([grad, tangent], {x: np.array(value)})
+    np.testing.assert_array_equal(got, expected)
+    assert got_tangent == np.dot(expected, [1.0, 10.0, 100.0])
+
+
+def test_prod_second_derivative_with_one_zero():
+    x = gc.placeholder("float64", (3,), name="x")
+    (grad,) = gc.gradients(gc.reduce_prod(x), x)
+    (column,) = gc.gradients(gc.reduce_sum(grad * np.array([1.0, 0.0, 0.0])), x)  # the Hessian's column 0
+    np.testing.assert_array_equal(run(column, {x: np.array([0.0, 2.0, 3.0])}), [0.0, 3.0, 2.0])
+
+
+def test_logsumexp_gradient_is_the_softmax_and_stable():
+    x = gc.placeholder("float64", (None, 2), name="x")
+    y = gc.reduce_logsumexp(x, axis=1)
+    # an all −inf row has the derivative NaN, but a zero cotangent reaching it stays zero (mul_no_nan)
+    (grad,) = gc.gradients(gc.reduce_sum(gc.where(y > -1e300, y, gc.zeros_like(y))), x)
+    value = np.array([[1000.0, 1000.0], [-1000.0, -1001.0], [-np.inf, -np.inf]])
+    got = run(grad, {x: value})
+    np.testing.assert_allclose(got[:2], [[0.5, 0.5], [1 / (1 + np.exp(-1)), 1 / (1 + np.exp(1))]], rtol=1e-12)
+    np.testing.assert_array_equal(got[2], [0.0, 0.0])
+
+
+def test_argmax_and_argmin_have_no_derivative_rules():
+    assert gc.argmax.opdef.vjp is None and gc.argmin.opdef.jvp is None
