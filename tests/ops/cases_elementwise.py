@@ -110,9 +110,10 @@ def _other_cases():
                      _as_input(lambda x: np.where(x > 0, x, 1.5 * (np.exp(x) - 1))), dtype, rtol=1e-6)
         yield OpCase(ew.CLIP, lambda x: gc.clip(x, -0.5, 1.0), lambda rng, d=dtype: [uniform(rng, (3, 0, 2), d)],
                      lambda x: np.clip(x, -0.5, 1.0).astype(x.dtype), f"{dtype}-empty")
-    yield OpCase(ew.CLIP, gc.clip, lambda rng: [uniform(rng, (3, 4)), uniform(rng, (4,), low=-2, high=-1),
-                                                uniform(rng, (3, 1), low=1, high=2)],
-                 lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), "tensor-bounds")
+    for dtype in FLOATS:
+        yield OpCase(ew.CLIP, gc.clip, lambda rng, d=dtype: [uniform(rng, (3, 4), d), uniform(rng, (4,), d, -2, -1),
+                                                             uniform(rng, (3, 1), d, 1, 2)],
+                     lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), f"tensor-bounds-{dtype}")
     yield OpCase(ew.CLIP, lambda x: gc.clip(x, 0, 3), lambda rng: [uniform(rng, (5,), "int32", -6, 6)],
                  lambda x: np.clip(x, 0, 3).astype(np.int32), "int32")
     for dtype in FLOATS + INTS + ["bool"]:
