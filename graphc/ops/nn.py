@@ -5,6 +5,11 @@ by the max before ``exp``; ``log1p(exp(−|x|))`` for the sigmoid loss), so logi
 exact results. Every loss is its own op rather than a composition of elementwise and reduction ops: a
 stabilizing pass recognizes and fuses them, and their gradients are short closed forms.
 
+Derivatives: every op has a vjp and a jvp in closed form — the "simple fused gradients" (softmax − onehot,
+σ(x) − z, 2(p − t)/n), built from the stable forward ops (softmax, log_softmax, sigmoid) rather than from
+exp and sums by hand, so gradients at logits of ±1000 are finite and exact too. They are graph ops, so they
+can be differentiated again.
+
 Losses take float operands only: the labels are converted to the logits' dtype (``common_operands``), and
 integer logits are a ``DTypeError``. Paired operands must have the same shape (no broadcasting: a loss of
 logits (N, 1) against labels (N,) silently broadcasting to (N, N) is a classic bug); dimensions that are
@@ -13,17 +18,23 @@ logits (N, 1) against labels (N,) silently broadcasting to (N, N) is a classic b
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from graphc.errors import DTypeError, ShapeError
+from graphc.errors import DTypeError, GradientError, ShapeError
 from graphc.graph.dtypes import FLOATS, INTS
-from graphc.graph.node import Tensor
+from graphc.graph.node import Node, Tensor
 from graphc.graph.types import Shape, TensorType, format_shape
 from graphc.ops.axes import canonical, normalize_axis
+from graphc.ops.chain import add_all
 from graphc.ops.convert import as_tensor, common_operands
+from graphc.ops.elementwise import cast, mul_no_nan, ones_like, sigmoid
+from graphc.ops.indexing import one_hot
+from graphc.ops.reduce import reduce_sum
 from graphc.ops.registry import OpDef, apply, register
+from graphc.ops.shape import expand_dims
 
 __all__ = ["softmax", "log_softmax", "sigmoid_cross_entropy", "softmax_cross_entropy",
            "sparse_softmax_cross_entropy", "mse", "hinge"]
@@ -114,8 +125,10 @@ def _log_softmax(x: np.ndarray, *, axis: int) -> np.ndarray:
 
 def _sigmoid_cross_entropy(x: np.ndarray, z: np.ndarray) -> np.ndarray:
     _require_same_shape(x, z)
-    # −z·log σ(x) − (1 − z)·log(1 − σ(x)) rewritten so that exp never overflows
-    return np.maximum(x, x.dtype.type(0)) - x * z + np.log1p(np.exp(-np.abs(x)))
+    # −z·log σ(x) − (1 − z)·log(1 − σ(x)) rewritten so that exp never overflows: max(x, 0) − x·z + log1p(exp(−|x|)),
+    # with max(x, 0) − x·z taken as x·(1 − z) or −x·z, which do not cancel for x near 1000 and z near 1
+    linear = np.where(x >= 0, x * (x.dtype.type(1) - z), -x * z)
+    return linear + np.log1p(np.exp(-np.abs(x)))
 
 
 def _softmax_cross_entropy(logits: np.ndarray, onehot: np.ndarray, *, axis: int) -> np.ndarray:
@@ -148,28 +161,133 @@ def _hinge(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return np.mean(np.maximum(one - labels * logits, logits.dtype.type(0)), axis=-1)
 
 
-# -- the ops -------------------------------------------------------------------------------------------
+# -- the ops and their derivatives ---------------------------------------------------------------------
+LossPartials = Callable[[Node], tuple[Tensor | None, ...]]
+
+
+def _loss_rules(partials: LossPartials, reduces: bool) -> dict[str, Callable[..., Any]]:
+    """The vjp and jvp (as OpDef keywords) of a loss from its partial derivatives.
+
+    ``partials(node)`` gives ∂loss/∂operand per operand (None: no derivative), each of the operands' shape.
+    A loss that ``reduces`` over its ``axis`` attribute (default the last) spreads a cotangent along that
+    axis and sums a tangent over it. Operands share one shape (no broadcasting), so nothing is summed back.
+    Partials meet cotangents through ``mul_no_nan`` (the safety rule of graphc.ops.chain: a zero cotangent
+    gives zero even where a partial is infinite).
+    """
+
+    def vjp(node: Node, cotangent: Tensor) -> tuple[Tensor | None, ...]:
+        spread = expand_dims(cotangent, node.attrs.get("axis", -1)) if reduces else cotangent
+        return tuple(None if d is None else mul_no_nan(d, spread) for d in partials(node))
+
+    def jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor:
+        total = add_all([mul_no_nan(d, t) for d, t in zip(partials(node), tangents) if d is not None and t is not None])
+        if total is None or not reduces:
+            return total
+        return reduce_sum(total, node.attrs.get("axis", -1))
+
+    return {"vjp": vjp, "jvp": jvp}
+
+
+def _last_axis_size(x: Tensor) -> int | Tensor:
+    """n, the size of x's last axis: an int when known when the graph is built, else counted when it runs."""
+    n = x.shape[-1]
+    return n if n is not None else reduce_sum(ones_like(x), -1, keepdims=True)
+
+
+def _softmax_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+    # ∂s_i/∂x_j = s_i·(δ_ij − s_j) along the axis, so Jᵀg = s·(g − Σ g·s); J is symmetric, so J·t alike
+    s, axis = node.outputs[0], node.attrs["axis"]
+    return (s * (cotangent - reduce_sum(cotangent * s, axis, keepdims=True)),)
+
+
 SOFTMAX = register(OpDef(
     "softmax", "nn", _softmax_infer("softmax"), _softmax,
+    vjp=_softmax_vjp, jvp=lambda node, tangents: _softmax_vjp(node, tangents[0])[0],
     doc="exp(x) / Σ exp(x) along an axis, shifted by the max for stability."))
+
+
+def _log_softmax_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+    # ∂ log_softmax(x)_i/∂x_j = δ_ij − softmax(x)_j, so Jᵀg = g − softmax(x)·Σg
+    x, axis = node.inputs[0], node.attrs["axis"]
+    return (cotangent - softmax(x, axis) * reduce_sum(cotangent, axis, keepdims=True),)
+
+
+def _log_softmax_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor:
+    x, axis = node.inputs[0], node.attrs["axis"]
+    return tangents[0] - reduce_sum(softmax(x, axis) * tangents[0], axis, keepdims=True)
+
+
 LOG_SOFTMAX = register(OpDef(
-    "log_softmax", "nn", _softmax_infer("log_softmax"), _log_softmax,
+    "log_softmax", "nn", _softmax_infer("log_softmax"), _log_softmax, vjp=_log_softmax_vjp, jvp=_log_softmax_jvp,
     doc="x − logsumexp(x) along an axis, shifted by the max for stability."))
+
+
+def _sigmoid_cross_entropy_partials(node: Node) -> tuple[Tensor, Tensor]:
+    # max(x, 0) − x·z + log1p(exp(−|x|)): ∂/∂x = σ(x) − z, ∂/∂z = −x
+    logits, labels = node.inputs
+    return sigmoid(logits) - labels, -logits
+
+
 SIGMOID_CROSS_ENTROPY = register(OpDef(
     "sigmoid_cross_entropy", "nn", _pair_infer("sigmoid_cross_entropy", "logits and labels", "logits", False),
-    _sigmoid_cross_entropy, elementwise=True,
+    _sigmoid_cross_entropy, elementwise=True, **_loss_rules(_sigmoid_cross_entropy_partials, reduces=False),
     doc="Elementwise max(x, 0) − x·z + log1p(exp(−|x|)) (TF's sigmoid_cross_entropy_with_logits)."))
+
+
+def _softmax_cross_entropy_partials(node: Node) -> tuple[Tensor, Tensor]:
+    # −Σ q·log_softmax(x): ∂/∂x = softmax(x)·Σq − q, which is softmax − onehot when q sums to 1 (and stays
+    # exact for weighted or unnormalized targets); ∂/∂q = −log_softmax(x)
+    logits, onehot = node.inputs
+    axis = node.attrs["axis"]
+    return softmax(logits, axis) * reduce_sum(onehot, axis, keepdims=True) - onehot, -log_softmax(logits, axis)
+
+
 SOFTMAX_CROSS_ENTROPY = register(OpDef(
     "softmax_cross_entropy", "nn", _softmax_cross_entropy_infer, _softmax_cross_entropy,
+    **_loss_rules(_softmax_cross_entropy_partials, reduces=True),
     doc="−Σ onehot · log_softmax(logits) over the class axis: one loss per example."))
+
+
+def _sparse_softmax_cross_entropy_partials(node: Node) -> tuple[Tensor, None]:
+    # softmax − onehot(labels); integer labels have no derivative
+    logits, labels = node.inputs
+    classes = logits.shape[-1]
+    if classes is None:
+        raise GradientError(f"the derivative of {node.describe()} needs the number of classes (the logits' last "
+                            "axis) when the graph is built, to build one_hot(labels); give the logits a static "
+                            "class axis, e.g. shape (None, 10)")
+    return softmax(logits) - one_hot(labels, classes, dtype=logits.dtype), None
+
+
 SPARSE_SOFTMAX_CROSS_ENTROPY = register(OpDef(
     "sparse_softmax_cross_entropy", "nn", _sparse_infer, _sparse_softmax_cross_entropy,
+    **_loss_rules(_sparse_softmax_cross_entropy_partials, reduces=True),
     doc="−log_softmax(logits)[label] with integer labels; the class axis is the last one."))
+
+
+def _mse_partials(node: Node) -> tuple[Tensor, Tensor]:
+    # mean over the last axis of (p − t)²: ∂/∂p = 2(p − t)/n = −∂/∂t
+    predictions, targets = node.inputs
+    d = 2 * (predictions - targets) / _last_axis_size(predictions)
+    return d, -d
+
+
 MSE = register(OpDef(
     "mse", "nn", _pair_infer("mse", "predictions and targets", "operands", True), _mse,
+    **_loss_rules(_mse_partials, reduces=True),
     doc="mean((predictions − targets)²) over the last axis."))
+
+
+def _hinge_partials(node: Node) -> tuple[Tensor, Tensor]:
+    # mean over the last axis of max(0, 1 − y·f): ∂/∂y = −f/n and ∂/∂f = −y/n where 1 − y·f > 0, else 0
+    labels, logits = node.inputs
+    active = cast(1 - labels * logits > 0, logits.dtype) / _last_axis_size(logits)
+    return -logits * active, -labels * active
+
+
 HINGE = register(OpDef(
     "hinge", "nn", _pair_infer("hinge", "labels and logits", "logits", True), _hinge,
+    **_loss_rules(_hinge_partials, reduces=True),
     doc="mean(max(0, 1 − labels·logits)) over the last axis; labels in {−1, +1}."))
 
 

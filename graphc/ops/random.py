@@ -23,6 +23,11 @@ giving four 32-bit words w0 w1 w2 w3 per element. From them:
 cos and sqrt** (libm versions differ in the last ulp). ``philox4x32`` below is written so that the LLVM
 and CUDA backends can mirror it line by line.
 
+Derivatives: a random draw is treated as a constant (as in TF). Its ``like`` input supplies a shape, never
+values, so the vjp gives that input no cotangent and the jvp is zero: gradients stop cleanly at a draw
+instead of raising. ``x + normal(like=x)`` has derivative 1 with respect to x, and a gradient that could
+only arrive through a draw is reported as unconnected (``gc.gradients``' warning names the random op).
+
 Seeds: ``seed=None`` derives one from the graph's seed (``Graph.seed``) and the node's position in the
 graph, so rebuilding the same script gives the same numbers. Each ``Session.run`` advances ``run_count``:
 a random op draws new numbers every run, and a new Session replays the same sequence. Two ops with the
@@ -156,14 +161,17 @@ def _random_infer(op_name: str, dtypes: frozenset | None):
     return infer
 
 
+# a draw is a constant (module docstring): no cotangent for ``like``, whose shape only is used; a zero tangent
+_CONSTANT_DRAW = {"vjp": lambda node, cotangent: (None,) * len(node.inputs), "jvp": lambda node, tangents: None}
+
 RANDOM_UNIFORM = register(OpDef(
-    "random_uniform", "random", _random_infer("random_uniform", FLOATS), _uniform, random=True,
+    "random_uniform", "random", _random_infer("random_uniform", FLOATS), _uniform, random=True, **_CONSTANT_DRAW,
     doc="Uniform values in [minval, maxval) from Philox-4x32-10 of (seed, run_count, index)."))
 RANDOM_NORMAL = register(OpDef(
-    "random_normal", "random", _random_infer("random_normal", FLOATS), _normal, random=True,
+    "random_normal", "random", _random_infer("random_normal", FLOATS), _normal, random=True, **_CONSTANT_DRAW,
     doc="Normal values (Box–Muller) from Philox-4x32-10 of (seed, run_count, index)."))
 RANDOM_BERNOULLI = register(OpDef(
-    "random_bernoulli", "random", _random_infer("random_bernoulli", None), _bernoulli, random=True,
+    "random_bernoulli", "random", _random_infer("random_bernoulli", None), _bernoulli, random=True, **_CONSTANT_DRAW,
     doc="1 with probability p, else 0, from Philox-4x32-10 of (seed, run_count, index)."))
 
 

@@ -1,4 +1,8 @@
-"""Where values enter a graph: placeholders (fed at run time) and constants (stored in the node)."""
+"""Where values enter a graph: placeholders (fed at run time) and constants (stored in the node).
+
+Neither has inputs, so neither needs a derivative rule: a gradient stops at a source, which may itself be
+one of the ``xs`` of ``gc.gradients`` (its cotangent is the result).
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,13 @@ Update semantics (as Theano's ``updates``): every read of a variable within one 
 value it had when the run started; the updates of a run are computed first and committed together at
 its end, in place. So ``run([loss, train])`` returns the loss before the step, whatever the order of the
 fetches, and a failing run changes no variable. Two updates of one variable in the same run are an error.
+
+Derivatives: a variable has no inputs (its initial value is an attribute, evaluated once), so a gradient
+stops there, as at a placeholder. ``assign``, ``assign_add`` and ``group`` have no derivative, on purpose:
+as in TF1, gradients do not flow through assignments (an update is a side effect committed at the end of a
+run, not a function of the loss). A gradient or jvp whose path goes through one is a GradientError naming
+the update node and the line that built it; differentiate the value instead (``gc.gradients(f(x), x)``, not
+``gc.gradients(assign(v, f(x)), x)``) or read the variable itself.
 """
 
 from __future__ import annotations

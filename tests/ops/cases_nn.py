@@ -47,6 +47,12 @@ def _onehot(rng, shape, dtype, axis=-1):
     return np.moveaxis(np.eye(classes, dtype=dtype)[labels], -1, axis)
 
 
+def _weighted(rng, shape, dtype, axis=-1):
+    """One-hot rows scaled by per-example weights in [0.5, 2]: targets that do not sum to 1 (class weights)."""
+    weights = np.expand_dims(rng.uniform(0.5, 2.0, np.delete(shape, axis % len(shape))), axis)
+    return (weights * _onehot(rng, shape, "float64", axis)).astype(dtype)
+
+
 def _pm_one(rng, shape, dtype):
     return np.where(rng.random(shape) < 0.5, -1, 1).astype(dtype)
 
@@ -61,6 +67,8 @@ def _softmax_cases(op, function, numpy_function):
         ("vector", (7,), "float64", -1, uniform),
         ("huge", (5, 4), "float32", -1, _huge),
         ("huge64", (3, 6), "float64", -1, _huge),
+        ("axis0-64", (3, 4), "float64", 0, uniform),  # small float64 cases: derivatives along each axis
+        ("3d-axis1-64", (2, 3, 4), "float64", 1, uniform),
     ]:
         cases.append(OpCase(
             op, build=lambda x, axis=axis: function(x, axis=axis),
@@ -78,7 +86,8 @@ def _sigmoid_cross_entropy64(x, z):
 def _sigmoid_cross_entropy_cases():
     cases = []
     for label, shape, dtype, make in [("2d", (3, 4), "float32", uniform), ("vector", (5,), "float64", uniform),
-                                      ("huge", (4, 3), "float32", _huge), ("scalar", (), "float64", uniform)]:
+                                      ("huge", (4, 3), "float32", _huge), ("scalar", (), "float64", uniform),
+                                      ("huge64", (2, 3), "float64", _huge)]:
         cases.append(OpCase(
             nn.SIGMOID_CROSS_ENTROPY, build=gc.nn.sigmoid_cross_entropy,
             make_inputs=lambda rng, shape=shape, dtype=dtype, make=make: [
@@ -96,6 +105,9 @@ def _softmax_cross_entropy_cases():
         ("axis0", (5, 3), "float32", 0, uniform, _onehot),
         ("3d-axis1", (2, 4, 3), "float64", 1, uniform, _probabilities),
         ("huge", (6, 4), "float32", -1, _huge, _onehot),
+        ("axis0-64", (3, 2), "float64", 0, uniform, _probabilities),
+        ("weighted", (3, 4), "float64", -1, uniform, _weighted),
+        ("huge64", (2, 4), "float64", -1, _huge, _onehot),
     ]:
         cases.append(OpCase(
             nn.SOFTMAX_CROSS_ENTROPY,
@@ -119,6 +131,8 @@ def _sparse_cases():
         ("3d-int32", (2, 3, 4), "float64", "int32", uniform),
         ("one-example", (5,), "float32", "int64", uniform),
         ("huge", (4, 3), "float32", "int32", _huge),
+        ("2d64", (3, 4), "float64", "int64", uniform),
+        ("huge64", (2, 5), "float64", "int64", _huge),
     ]:
         cases.append(OpCase(
             nn.SPARSE_SOFTMAX_CROSS_ENTROPY, build=gc.nn.sparse_softmax_cross_entropy,
@@ -131,7 +145,7 @@ def _sparse_cases():
 def _mse_and_hinge_cases():
     cases = []
     for label, shape, dtype in [("2d", (4, 3), "float32"), ("vector", (6,), "float64"),
-                                ("3d", (2, 3, 4), "float32")]:
+                                ("3d", (2, 3, 4), "float32"), ("2d64", (3, 4), "float64")]:
         tolerance = _tolerance(dtype)
         cases.append(OpCase(
             nn.MSE, build=gc.nn.mse,

@@ -130,6 +130,18 @@ def test_stable_at_plus_minus_1000(dtype):
     np.testing.assert_array_equal(got["sigmoid"], np.array([[0, 0, log2], [0, 1000, 1000]], dtype))
 
 
+def test_sigmoid_cross_entropy_keeps_its_digits_for_confident_logits():
+    # max(x, 0) − x·z cancels for x near 1000 and z near 1 (float32 x·z is off by ~3e-5, the loss is ~5e-3);
+    # the reference takes x·(1 − z) there, with 1 − z exact
+    x = np.array([998.6, -999.3, 1000.0], np.float32)
+    z = np.array([0.9999949, 2.5e-6, 0.99], np.float32)
+    wide_x, wide_z = x.astype(np.float64), z.astype(np.float64)
+    want = np.maximum(wide_x, 0) - wide_x * wide_z + np.log1p(np.exp(-np.abs(wide_x)))
+    got = run(gc.nn.sigmoid_cross_entropy(gc.constant(x), gc.constant(z)))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 @settings(max_examples=30, deadline=None)
 @given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5),
                   elements=st.floats(-50, 50)), st.integers(0, 2))

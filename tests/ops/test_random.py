@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
-from graphc.errors import DTypeError, ShapeError
+from graphc.errors import DTypeError, GradientError, ShapeError
 from graphc.ops.random import RANDOM_NORMAL, RANDOM_UNIFORM, derived_seed, philox4x32
 from tests.helpers import raising_line
 from tests.ops.cases_random import expected_normal, expected_uniform, philox_reference
@@ -173,3 +173,34 @@ def test_bad_arguments(build, error, words):
         with pytest.raises(error) as info:
             build(x)
     assert words in str(info.value)
+
+
+# -- derivatives: a draw is a constant -------------------------------------------------------------------
+def test_gradients_stop_cleanly_at_a_draw():
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder("float64", (None, 3), name="x")
+        mask = gc.random.bernoulli(p=0.5, dtype="float64", seed=4, like=x)
+        noisy = x * mask / 0.5 + gc.random.normal(dtype="float64", seed=5, like=x)
+        (d_x,) = gc.gradients(gc.reduce_sum(noisy), x)
+        (tangent,) = gc.jvp(noisy, x, gc.ones_like(x))
+    [(got_mask, got_gradient, got_tangent)] = _run([mask, d_x, tangent], graph, feed_dict={x: np.ones((4, 3))})
+    # the derivative uses the same draw as the value of that run (one node, one run_count)
+    np.testing.assert_array_equal(got_gradient, got_mask / 0.5)
+    np.testing.assert_array_equal(got_tangent, got_mask / 0.5)
+
+
+@pytest.mark.parametrize("draw", [gc.random.uniform, gc.random.normal, gc.random.bernoulli])
+def test_a_gradient_only_through_a_draw_is_unconnected_and_names_it(draw):
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        y = gc.reduce_sum(draw(like=x, name="noise"))
+        with pytest.warns(gc.autodiff.UnconnectedGradientWarning, match="'noise'"):
+            (d_x,) = gc.gradients(y, x)
+        with pytest.raises(GradientError, match="'noise'"):
+            gc.gradients(y, x, unconnected="raise")
+        (tangent,) = gc.jvp(y, x, gc.ones_like(x))
+    [(got_gradient, got_tangent)] = _run([d_x, tangent], graph, feed_dict={x: np.ones((2, 3), np.float32)})
+    np.testing.assert_array_equal(got_gradient, np.zeros((2, 3)))
+    assert got_tangent == 0.0
