@@ -4,7 +4,7 @@ Build a static graph of placeholders, variables, constants and ops; run it with 
 """
 
 from graphc import errors, nn, viz
-from graphc.autodiff import gradients, jvp
+from graphc.autodiff import check_gradients, gradients, hessian, jacobian, jvp, trace
 from graphc.graph import Graph, Tensor, TensorType, get_default_graph, name_scope, reset_default_graph
 from graphc.ops import *  # noqa: F403
 from graphc.ops import __all__ as _ops_all
@@ -14,6 +14,7 @@ from graphc.runtime import Function, Session, function
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "Graph", "Session", "Tensor", "TensorType", "errors", "function", "get_default_graph", "gradients",
-    "jvp", "name_scope", "nn", "random", "reset_default_graph", "viz", *_ops_all,
+    "Function", "Graph", "Session", "Tensor", "TensorType", "check_gradients", "errors", "function",
+    "get_default_graph", "gradients", "hessian", "jacobian", "jvp", "name_scope", "nn", "random",
+    "reset_default_graph", "trace", "viz", *_ops_all,
 ]
