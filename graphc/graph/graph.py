@@ -32,6 +32,8 @@ class Graph:
         # for each node built by differentiation, the forward node whose derivative it helps compute
         # (so errors and dumps about a gradient node can name the user's node and line it came from)
         self.derivative_of: dict[Node, Node] = {}
+        # each variable node's initial value: evaluated by a Session the first time it reads the variable
+        self.initializers: dict[Node, Tensor] = {}
         self._by_name: dict[str, Node] = {}
         self._name_counts: dict[str, int] = {}
         self._scopes: list[str] = []

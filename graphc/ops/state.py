@@ -48,7 +48,7 @@ class Variable(Tensor):
     @property
     def initial_value(self) -> Tensor:
         """The tensor evaluated to initialize the variable on first use."""
-        return self.node.attrs["initial_value"]
+        return self.graph.initializers[self.node]
 
     def assign(self, value: Any, name: str | None = None) -> Tensor:
         return assign(self, value, name)
@@ -60,11 +60,8 @@ class Variable(Tensor):
         return f"<Variable {self.name!r} {self.type}>"
 
 
-def _variable_infer(*, initial_value: Tensor, trainable: bool) -> TensorType:
-    if any(d is None for d in initial_value.shape):
-        raise ShapeError(f"a variable needs a fully known shape; its initial value '{initial_value.name}' "
-                         f"has shape {format_shape(initial_value.shape)}")
-    return initial_value.type
+def _variable_infer(*, dtype: str, shape: tuple, trainable: bool) -> TensorType:
+    return TensorType(dtype, shape)
 
 
 def _update_infer(variable: TensorType, value: TensorType) -> TensorType:
@@ -102,8 +99,13 @@ def variable(initial_value: Any, name: str | None = None, trainable: bool = True
         else:
             with graph.name_scope(base):
                 initial = constant(initial_value, dtype, name="initial_value")
-        return apply(VARIABLE, [], base, output_class=Variable, initial_value=initial,
-                     trainable=bool(trainable))
+        if any(d is None for d in initial.shape):
+            raise ShapeError(f"a variable needs a fully known shape; its initial value '{initial.name}' (created "
+                             f"at {initial.node.source}) has shape {format_shape(initial.shape)}")
+        result = apply(VARIABLE, [], base, output_class=Variable, dtype=initial.dtype, shape=initial.shape,
+                       trainable=bool(trainable))
+        graph.initializers[result.node] = initial
+        return result
 
 
 def _check_variable(target: Any, op_name: str) -> Variable:

@@ -77,7 +77,7 @@ class Session:
         (same run count), so initializing does not shift the random draws the user's runs see."""
         for node in variables:
             if node not in self._values:
-                (initial,) = self._execute((node.attrs["initial_value"],), {})
+                (initial,) = self._execute((self.graph.initializers[node],), {})
                 self._values[node] = np.array(initial, dtype=node.types[0].dtype)
 
     def _commit(self, updates: dict[Node, np.ndarray]) -> None:
