@@ -1,0 +1,157 @@
+"""``gc.optimize``: the pass pipeline, run to a fixed point, with a log of what every pass did.
+
+The pipeline is one ordered list, read top to bottom. Each pass is a sweep (graphc/passes/rewrite.py) with
+its rule table; every sweep also merges common subexpressions and drops dead nodes. The whole list is
+repeated until a round changes nothing, so a pattern that only appears after a later pass (a hand-written
+softmax that canonicalization exposes, a log(softmax) inside a gradient graph) is still rewritten.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphc.graph.graph import Graph
+from graphc.graph.node import Node, Tensor
+from graphc.passes.options import OptimizeOptions
+from graphc.passes.patterns import RuleTable
+from graphc.passes.rewrite import Sweep
+
+MAX_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A named sweep with a rule table (None: only merge duplicates and drop dead nodes)."""
+
+    name: str
+    rules: RuleTable | None
+    level: int  # the lowest optimization level that runs it
+
+
+@dataclass
+class PassRecord:
+    """What one pass did over all rounds: rules fired (by name), node counts, time."""
+
+    name: str
+    fired: Counter = field(default_factory=Counter)
+    nodes_before: int = 0
+    nodes_after: int = 0
+    seconds: float = 0.0
+    runs: int = 0
+
+
+@dataclass
+class Optimized:
+    """The optimized graph, the tensors standing for the requested outputs, and the log."""
+
+    graph: Graph
+    outputs: list[Tensor | Node]
+    origin: dict[Node, Node]  # each node of ``graph`` -> the user's node it stands for
+    log: list[PassRecord]
+    rounds: int
+
+    def sources(self) -> dict[Node, Node]:
+        """Placeholders and variables of the optimized graph -> the user's placeholders and variables."""
+        return {n: self.origin[n] for n in self.graph.nodes if not n.inputs and n.op.reference is None}
+
+    def fired(self) -> Counter:
+        return sum((record.fired for record in self.log), Counter())
+
+    def __str__(self) -> str:
+        return format_log(self)
+
+
+def pipeline() -> list[Pass]:
+    """The passes in the order they run (imported late: rule modules import the op families)."""
+    from graphc.passes import canonicalize, fold, simplify, stabilize
+
+    return [
+        Pass("canonicalize", canonicalize.RULES, level=1),
+        Pass("simplify", simplify.RULES, level=1),
+        Pass("stabilize", stabilize.RULES, level=2),
+        Pass("fold_constants", fold.RULES, level=2),
+        Pass("cse", None, level=1),
+    ]
+
+
+def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: bool | None = None) -> Optimized:
+    """Optimize the graph (all its nodes without consumers) or the given tensors/ops; returns ``Optimized``.
+
+    ``exclude`` switches off passes or rules by name (also ``GRAPHC_OPT_EXCLUDE``); ``verify`` (also
+    ``GRAPHC_VERIFY=1``) re-runs the graph on random inputs after every pass and names the pass that changed
+    a result.
+    """
+    options = OptimizeOptions.from_environment(level, tuple(exclude), verify)
+    targets = _targets(target)
+    source = _graph_of(targets)
+    passes = [p for p in pipeline() if p.level <= options.level and p.name not in options.exclude]
+    records = {p.name: PassRecord(p.name) for p in passes}
+    checker = _verifier(targets) if options.verify else None
+    current, origin, rounds = targets, {}, 0
+    for rounds in range(1, MAX_ROUNDS + 1):
+        changed = False
+        for p in passes:
+            rules = p.rules.without(options.exclude) if p.rules is not None else None
+            started = time.perf_counter()
+            sweep = Sweep(current[0].graph if current else source, origin, rules, merge=options.level > 0)
+            new = sweep.run(current)
+            _record(records[p.name], sweep, current, new, time.perf_counter() - started)
+            if checker is not None:
+                checker.check(p.name, sweep, new)
+            changed |= bool(sweep.fired) or len(sweep.graph.nodes) != _size(current)
+            current, origin = new, {n: origin.get(o, o) for n, o in sweep.origin.items()}
+        if not changed or options.level == 0:
+            break
+    if not passes:
+        sweep = Sweep(source, {}, None, merge=False)
+        current, origin = sweep.run(targets), sweep.origin
+    graph = _graph_of(current) if current else Graph()
+    return Optimized(graph, list(current), origin, list(records.values()), rounds)
+
+
+def _targets(target: Any) -> list[Tensor | Node]:
+    if isinstance(target, Graph):
+        consumed = {t.node for n in target.nodes for t in n.inputs} | {c for n in target.nodes for c in n.control_inputs}
+        return [n.outputs[0] if len(n.outputs) == 1 else n for n in target.nodes if n not in consumed]
+    if isinstance(target, (Tensor, Node)):
+        return [target]
+    return list(target)
+
+
+def _graph_of(targets: Sequence[Tensor | Node]) -> Graph:
+    first = targets[0]
+    return first.graph
+
+
+def _size(targets: Sequence[Tensor | Node]) -> int:
+    from graphc.passes.rewrite import _needed
+
+    return len(_needed(targets))
+
+
+def _record(record: PassRecord, sweep: Sweep, before: Sequence, after: Sequence, seconds: float) -> None:
+    if record.runs == 0:
+        record.nodes_before = _size(before)
+    record.fired.update(sweep.fired)
+    record.nodes_after = _size(after)
+    record.seconds += seconds
+    record.runs += 1
+
+
+def _verifier(targets: Sequence[Tensor | Node]):
+    from graphc.passes.verify import Verifier
+
+    return Verifier(targets)
+
+
+def format_log(result: Optimized) -> str:
+    """One line per pass: nodes before → after, time, and the rules that fired with their counts."""
+    lines = [f"optimized in {result.rounds} round(s): {len(result.graph.nodes)} nodes"]
+    for r in result.log:
+        fired = ", ".join(f"{name}×{count}" for name, count in sorted(r.fired.items())) or "nothing fired"
+        lines.append(f"  {r.name:<15} {r.nodes_before:>6} → {r.nodes_after:<6} {r.seconds * 1e3:7.2f} ms  {fired}")
+    return "\n".join(lines)

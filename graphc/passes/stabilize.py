@@ -1,0 +1,5 @@
+"""(rules being written)"""
+
+from graphc.passes.patterns import RuleTable
+
+RULES = RuleTable("stabilize", [])
