@@ -14,6 +14,8 @@ from graphc.errors import CompileError
 
 DEFAULT_BACKEND = "numpy"  # becomes "llvm" once the LLVM backend lands
 _MODULES = {"numpy": "graphc.backends.numpy"}
+# the numpy backend is the oracle: by default it runs graphs exactly as the user built them
+DEFAULT_OPTIMIZE = {"numpy": 0}
 
 
 def get_backend(name: str) -> ModuleType:

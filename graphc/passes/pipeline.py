@@ -91,8 +91,9 @@ def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: b
     passes = [p for p in pipeline() if p.level <= options.level and p.name not in options.exclude]
     records = {p.name: PassRecord(p.name) for p in passes}
     checker = _verifier(targets) if options.verify else None
-    current, origin, rounds = targets, {}, 0
-    for rounds in range(1, MAX_ROUNDS + 1):
+    current, origin, rounds, changed = targets, {}, 0, True
+    while changed and rounds < MAX_ROUNDS and passes:
+        rounds += 1
         changed = False
         for p in passes:
             rules = p.rules.without(options.exclude) if p.rules is not None else None
@@ -104,8 +105,7 @@ def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: b
                 checker.check(p.name, sweep, new)
             changed |= bool(sweep.fired) or len(sweep.graph.nodes) != _size(current)
             current, origin = new, {n: origin.get(o, o) for n, o in sweep.origin.items()}
-        if not changed or options.level == 0:
-            break
+        changed &= options.level > 0
     if not passes:
         sweep = Sweep(source, {}, None, merge=False)
         current, origin = sweep.run(targets), sweep.origin
@@ -115,7 +115,8 @@ def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: b
 
 def _targets(target: Any) -> list[Tensor | Node]:
     if isinstance(target, Graph):
-        consumed = {t.node for n in target.nodes for t in n.inputs} | {c for n in target.nodes for c in n.control_inputs}
+        consumed = {t.node for n in target.nodes for t in n.inputs}
+        consumed |= {c for n in target.nodes for c in n.control_inputs}
         return [n.outputs[0] if len(n.outputs) == 1 else n for n in target.nodes if n not in consumed]
     if isinstance(target, (Tensor, Node)):
         return [target]

@@ -10,22 +10,28 @@ from typing import Any
 
 import numpy as np
 
-from graphc.backends import DEFAULT_BACKEND, get_backend
+from graphc.backends import DEFAULT_BACKEND, DEFAULT_OPTIMIZE, get_backend
 from graphc.errors import GraphcError
 from graphc.graph.graph import Graph, get_default_graph
 from graphc.graph.node import Node, Tensor
+from graphc.passes.pipeline import optimize as optimize_graph
 from graphc.runtime.feeds import check_feeds
 from graphc.runtime.fetches import flatten_fetches
+from graphc.runtime.optimized import OptimizedExecutable
 from graphc.runtime.plan import make_plan
 
 
 class Session:
     """Runs fetches of one graph: ``with gc.Session() as sess: sess.run(loss, feed_dict={x: xb})``."""
 
-    def __init__(self, graph: Graph | None = None, backend: str = DEFAULT_BACKEND) -> None:
+    def __init__(self, graph: Graph | None = None, backend: str = DEFAULT_BACKEND, optimize: int | None = None) -> None:
+        """``optimize``: 0 runs the graph as built, 1 cheap cleanups, 2 the full pass pipeline (gc.optimize);
+        the default is 0 on the numpy backend (the reference runs the graph exactly as written) and 2 on
+        compiled backends."""
         self.graph = graph or get_default_graph()
         self.backend_name = backend
         self._backend = get_backend(backend)
+        self.optimize = DEFAULT_OPTIMIZE.get(backend, 2) if optimize is None else optimize
         self._executables: dict[tuple, Any] = {}
         self._values: dict[Node, np.ndarray] = {}  # variable node -> its current value (owned buffer)
         self._run_count = 0  # advances once per run; random ops draw from (seed, run_count)
@@ -59,7 +65,7 @@ class Session:
     def _execute(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray]) -> list[Any]:
         """One run at the current run count: initialize what it reads, evaluate, commit its updates."""
         executable = self._executable(targets, frozenset(feeds))
-        self._initialize(executable.plan.variables)
+        self._initialize(executable.plan.variables)  # the user's plan: the variables as the user made them
         values, updates = executable.run(feeds, self._values, self._run_count)
         # copy fetches before committing: a fetched variable must show its value from before the run
         fetched = [None if v is None else np.array(v) for v in values]
@@ -69,7 +75,12 @@ class Session:
     def _executable(self, targets: tuple[Tensor | Node, ...], fed: frozenset[Node]) -> Any:
         key = (targets, fed)
         if key not in self._executables:
-            self._executables[key] = self._backend.compile(make_plan(self.graph, targets, fed))
+            plan = make_plan(self.graph, targets, fed)  # checks feeds and updates on the user's graph
+            if self.optimize > 0:
+                optimized = optimize_graph(targets, level=self.optimize)
+                self._executables[key] = OptimizedExecutable(plan, optimized, self._backend)
+            else:
+                self._executables[key] = self._backend.compile(plan)
         return self._executables[key]
 
     def _initialize(self, variables: tuple[Node, ...]) -> None:

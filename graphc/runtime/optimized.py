@@ -1,0 +1,39 @@
+"""Running an optimized copy of a graph with the user's feeds and variables.
+
+``gc.optimize`` returns a new graph whose placeholders and variables are copies of the user's. This
+wrapper translates feeds and variable values from the user's nodes to the copies before a backend runs
+the optimized plan, and translates the variable updates back, so the Session keeps all state keyed by the
+user's own nodes.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from graphc.graph.node import Node
+from graphc.passes.pipeline import Optimized
+from graphc.runtime.plan import Plan, make_plan
+
+
+class OptimizedExecutable:
+    """A backend executable of ``optimized``, called with the user's feeds and variables."""
+
+    def __init__(self, plan: Plan, optimized: Optimized, backend: ModuleType) -> None:
+        self.plan = plan  # the user's plan: what is fed, which variables are read
+        self.optimized = optimized
+        self._to_user = optimized.sources()
+        to_copy = {user: copy for copy, user in self._to_user.items()}
+        self._fed = {user: to_copy[user] for user in plan.fed if user in to_copy}
+        self._variables = {copy: user for copy, user in self._to_user.items() if copy.op.name == "variable"}
+        inner_plan = make_plan(optimized.graph, optimized.outputs, frozenset(self._fed.values()))
+        self.inner = backend.compile(inner_plan)
+
+    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray],
+            run_count: int) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        copied_feeds = {copy: feeds[user] for user, copy in self._fed.items()}
+        copied_variables = {copy: variables[user] for copy, user in self._variables.items()}
+        values, updates = self.inner.run(copied_feeds, copied_variables, run_count)
+        return values, {self._variables[copy]: value for copy, value in updates.items()}
