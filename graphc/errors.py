@@ -33,3 +33,7 @@ class GradientError(GraphcError):
 
 class CompileError(GraphcError):
     """A backend cannot compile a node (an op or dtype it does not support)."""
+
+
+class VerificationError(GraphcError):
+    """An optimization pass changed what a graph computes (found by verify mode)."""

@@ -98,13 +98,13 @@ def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: b
         for p in passes:
             rules = p.rules.without(options.exclude) if p.rules is not None else None
             started = time.perf_counter()
-            sweep = Sweep(current[0].graph if current else source, origin, rules, merge=options.level > 0)
+            sweep = Sweep(_graph_of(current), origin, rules, merge=options.level > 0)
             new = sweep.run(current)
             _record(records[p.name], sweep, current, new, time.perf_counter() - started)
-            if checker is not None:
-                checker.check(p.name, sweep, new)
             changed |= bool(sweep.fired) or len(sweep.graph.nodes) != _size(current)
             current, origin = new, {n: origin.get(o, o) for n, o in sweep.origin.items()}
+            if checker is not None:
+                checker.check(p.name, sweep.fired, Optimized(sweep.graph, list(current), origin, [], rounds))
         changed &= options.level > 0
     if not passes:
         sweep = Sweep(source, {}, None, merge=False)

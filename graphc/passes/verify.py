@@ -1,0 +1,88 @@
+"""Verify mode: after every pass, run the optimized graph on fixed random inputs and compare it with the
+graph as the user built it, so a wrong rewrite is caught at the pass (and rules) that made it.
+
+Inputs: placeholders get random values (unknown dims take size 3; floats uniform in [−2, 2], ints in
+{0, 1} so they are valid labels and indices, bools random); variables their initial values. A result may
+improve (the original is inf or NaN where the optimized one is finite: a stabilization) but not change.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from graphc.backends import numpy as numpy_backend
+from graphc.errors import VerificationError
+from graphc.graph.node import Node, Tensor
+from graphc.ops.sources import PLACEHOLDER
+from graphc.runtime.plan import make_plan
+
+UNKNOWN_DIM = 3
+TOLERANCE = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}  # (rtol, atol)
+
+
+class Verifier:
+    """Holds the inputs and the original results; ``check`` compares an optimized graph against them."""
+
+    def __init__(self, targets: Sequence[Tensor | Node]) -> None:
+        from graphc.runtime.session import Session
+
+        graph = _node(targets[0]).graph
+        rng = np.random.default_rng(0)
+        needed = make_plan(graph, list(targets), frozenset(n for n in graph.nodes if n.op is PLACEHOLDER))
+        self.feeds = {n: _random(n, rng) for n in needed.schedule if n.op is PLACEHOLDER}
+        with Session(graph, optimize=0) as session:
+            values = session.run([n.outputs[0] for n in needed.variables]) if needed.variables else []
+        self.variables = dict(zip(needed.variables, values))
+        self.plan = make_plan(graph, list(targets), frozenset(self.feeds))
+        self.expected = numpy_backend.compile(self.plan).run(self.feeds, self.variables, 0)[0]
+
+    def check(self, pass_name: str, fired: Counter, optimized) -> None:
+        from graphc.runtime.optimized import OptimizedExecutable
+
+        executable = OptimizedExecutable(self.plan, optimized, numpy_backend)
+        got = executable.run(self.feeds, self.variables, 0)[0]
+        for target, want, have in zip(self.plan.targets, self.expected, got):
+            if want is not None and not _same(np.asarray(want), np.asarray(have)):
+                rules = ", ".join(f"{name}×{n}" for name, n in sorted(fired.items())) or "no rule (a sweep)"
+                raise VerificationError(
+                    f"pass '{pass_name}' changed the value of '{target.name}' (created at {_node(target).source}); "
+                    f"rules that fired in it: {rules}. Largest difference: {_difference(want, have)}. Switch the "
+                    "pass or a rule off with gc.optimize(..., exclude=[...]) or GRAPHC_OPT_EXCLUDE to confirm")
+
+
+def _node(target: Tensor | Node) -> Node:
+    return target.node if isinstance(target, Tensor) else target
+
+
+def _random(node: Node, rng: np.random.Generator) -> np.ndarray:
+    dtype = np.dtype(node.types[0].dtype)
+    shape = tuple(UNKNOWN_DIM if d is None else d for d in node.types[0].shape)
+    if dtype.kind == "f":
+        return rng.uniform(-2, 2, size=shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.5
+    return rng.integers(0, 2, size=shape).astype(dtype)
+
+
+def _same(want: np.ndarray, have: np.ndarray) -> bool:
+    if want.shape != have.shape:
+        return False
+    if want.dtype.kind != "f":
+        return bool(np.array_equal(want, have))
+    rtol, atol = TOLERANCE.get(want.dtype.name, (1e-6, 0.0))
+    finite = np.isfinite(want)
+    close = np.isclose(have, want, rtol=rtol, atol=atol, equal_nan=True)
+    return bool(np.all(close | ~finite))  # where the original overflowed or was NaN, a finite result is better
+
+
+def _difference(want: np.ndarray, have: np.ndarray) -> str:
+    want, have = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
+    if want.shape != have.shape:
+        return f"shape {have.shape} instead of {want.shape}"
+    gap = np.abs(want - have)
+    gap[np.isnan(gap)] = np.inf
+    index = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.size else ()
+    return f"{have[index]!r} instead of {want[index]!r} at index {tuple(int(i) for i in index)}"
