@@ -18,3 +18,12 @@ __all__ = [
     "get_default_graph", "gradients", "hessian", "jacobian", "jvp", "name_scope", "nn", "random",
     "reset_default_graph", "trace", "viz", *_ops_all,
 ]
+
+
+def __getattr__(name: str):
+    """``gc.symbolic`` is imported on first use: it loads sympy, which most programs never need."""
+    if name == "symbolic":
+        import graphc.symbolic
+
+        return graphc.symbolic
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")

@@ -2,7 +2,8 @@
 
 Every op here maps input element i (after numpy broadcasting) to output element i. Operands are brought
 to one dtype by the builders (``common_operands``), so the shape rule only broadcasts and checks the dtype
-family. Each op is one ``OpDef`` plus its public function.
+family. Each op is one ``OpDef`` plus its public function; its ``scalar`` (``sc``: graphc.ops.scalar) says
+what one output element is, for the compiled backends and the sympy bridge.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from graphc.errors import DTypeError
 from graphc.graph.dtypes import ALL, FLOATS, NUMERIC, as_dtype
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, broadcast_shapes
+from graphc.ops import scalar as sc
 from graphc.ops.broadcast import unbroadcast
 from graphc.ops.chain import Partial, partials_rules
 from graphc.ops.convert import as_tensor, common_operands
@@ -53,11 +55,13 @@ def _elementwise_rule(op_name: str, accepted: frozenset, result: str | None) -> 
 
 def _elementwise(name: str, reference: Callable, accepted: frozenset = FLOATS, result: str | None = None,
                  doc: str = "", partials: Sequence[Partial] | None = None,
-                 infer: Callable[..., TensorType] | None = None) -> OpDef:
-    """Register an elementwise op; ``partials`` (one per input, see graphc.ops.chain) give its vjp and jvp."""
+                 infer: Callable[..., TensorType] | None = None, scalar: Callable[..., sc.Expr] | None = None
+                 ) -> OpDef:
+    """Register an elementwise op; ``partials`` (one per input, see graphc.ops.chain) give its vjp and jvp,
+    ``scalar`` its expression in the scalar IR."""
     vjp, jvp = partials_rules(partials) if partials is not None else (None, None)
     return register(OpDef(name, "elementwise", infer or _elementwise_rule(name, accepted, result), reference,
-                          elementwise=True, vjp=vjp, jvp=jvp, doc=doc))
+                          elementwise=True, vjp=vjp, jvp=jvp, scalar=scalar, doc=doc))
 
 
 def _as(dtype_of: Tensor, condition: Tensor) -> Tensor:
@@ -113,78 +117,97 @@ def _div_infer(x: TensorType, y: TensorType) -> TensorType:
     return TensorType(same.dtype if same.dtype in FLOATS else "float64", same.shape)
 
 
+def _div_scalar(x: sc.Expr, y: sc.Expr) -> sc.Expr:
+    # integer operands divide as float64, the dtype _div_infer gives them
+    return x / y if x.dtype in FLOATS else sc.cast(x, "float64") / sc.cast(y, "float64")
+
+
 # -- unary math (floats) ---------------------------------------------------------------------------------
-EXP = _elementwise("exp", np.exp, doc="e to the power x.", partials=[lambda x, out: out])
-LOG = _elementwise("log", np.log, doc="Natural logarithm (−inf at 0, NaN below).", partials=[lambda x, out: 1 / x])
+EXP = _elementwise("exp", np.exp, doc="e to the power x.", partials=[lambda x, out: out], scalar=sc.exp)
+LOG = _elementwise("log", np.log, doc="Natural logarithm (−inf at 0, NaN below).", partials=[lambda x, out: 1 / x],
+                   scalar=sc.log)
 LOG1P = _elementwise("log1p", np.log1p, doc="log(1 + x), accurate for small x.",
-                     partials=[lambda x, out: 1 / (1 + x)])
+                     partials=[lambda x, out: 1 / (1 + x)], scalar=sc.log1p)
 EXPM1 = _elementwise("expm1", np.expm1, doc="exp(x) − 1, accurate for small x.",
-                     partials=[lambda x, out: exp(x)])
-SQRT = _elementwise("sqrt", np.sqrt, doc="Square root.", partials=[lambda x, out: 0.5 / out])
+                     partials=[lambda x, out: exp(x)], scalar=sc.expm1)
+SQRT = _elementwise("sqrt", np.sqrt, doc="Square root.", partials=[lambda x, out: 0.5 / out], scalar=sc.sqrt)
 RSQRT = _elementwise("rsqrt", lambda x: 1 / np.sqrt(x), doc="1 / sqrt(x).",
-                     partials=[lambda x, out: -0.5 * out / x])
-SIN = _elementwise("sin", np.sin, doc="Sine.", partials=[lambda x, out: cos(x)])
-COS = _elementwise("cos", np.cos, doc="Cosine.", partials=[lambda x, out: -sin(x)])
-TAN = _elementwise("tan", np.tan, doc="Tangent.", partials=[lambda x, out: 1 + square(out)])
-TANH = _elementwise("tanh", np.tanh, doc="Hyperbolic tangent.", partials=[lambda x, out: 1 - square(out)])
+                     partials=[lambda x, out: -0.5 * out / x], scalar=lambda x: 1 / sc.sqrt(x))
+SIN = _elementwise("sin", np.sin, doc="Sine.", partials=[lambda x, out: cos(x)], scalar=sc.sin)
+COS = _elementwise("cos", np.cos, doc="Cosine.", partials=[lambda x, out: -sin(x)], scalar=sc.cos)
+TAN = _elementwise("tan", np.tan, doc="Tangent.", partials=[lambda x, out: 1 + square(out)], scalar=sc.tan)
+TANH = _elementwise("tanh", np.tanh, doc="Hyperbolic tangent.", partials=[lambda x, out: 1 - square(out)],
+                    scalar=sc.tanh)
 SIGMOID = _elementwise("sigmoid", _sigmoid, doc="Logistic sigmoid 1 / (1 + exp(−x)), overflow-free.",
-                       partials=[lambda x, out: out * (1 - out)])
+                       partials=[lambda x, out: out * (1 - out)],
+                       scalar=lambda x: sc.select(x >= 0, 1 / (1 + sc.exp(-x)), sc.exp(x) / (1 + sc.exp(x))))
 SOFTPLUS = _elementwise("softplus", lambda x: np.logaddexp(0, x), doc="log(1 + exp(x)), overflow-free.",
-                        partials=[lambda x, out: sigmoid(x)])
+                        partials=[lambda x, out: sigmoid(x)],
+                        scalar=lambda x: sc.maximum(x, 0) + sc.log1p(sc.exp(-sc.abs(x))))
 GELU = _elementwise("gelu", _gelu, doc="Exact GELU: x·Φ(x) with Φ the standard normal CDF.",
                     partials=[lambda x, out: 0.5 * (1 + erf(x * _SQRT_HALF))
-                              + x * exp(-0.5 * square(x)) * _INV_SQRT_2PI])
+                              + x * exp(-0.5 * square(x)) * _INV_SQRT_2PI],
+                    scalar=lambda x: 0.5 * x * (1 + sc.erf(x * sc.SQRT_HALF)))
 ERF = _elementwise("erf", _erf_reference, doc="The error function 2/√π ∫₀ˣ exp(−t²) dt.",
-                   partials=[lambda x, out: _TWO_OVER_SQRT_PI * exp(-square(x))])
+                   partials=[lambda x, out: _TWO_OVER_SQRT_PI * exp(-square(x))], scalar=sc.erf)
 
 # -- unary arithmetic (ints and floats) -------------------------------------------------------------------
-NEG = _elementwise("neg", np.negative, NUMERIC, doc="−x.", partials=[-1])
-ABS = _elementwise("abs", np.abs, NUMERIC, doc="|x| (derivative sign(x), 0 at 0).", partials=[lambda x, out: sign(x)])
+NEG = _elementwise("neg", np.negative, NUMERIC, doc="−x.", partials=[-1], scalar=sc.neg)
+ABS = _elementwise("abs", np.abs, NUMERIC, doc="|x| (derivative sign(x), 0 at 0).", partials=[lambda x, out: sign(x)],
+                   scalar=sc.abs)
 SIGN = _elementwise("sign", np.sign, NUMERIC, doc="−1, 0 or 1 (NaN stays NaN); its derivative is 0.",
-                    partials=[None])
-SQUARE = _elementwise("square", np.square, NUMERIC, doc="x².", partials=[lambda x, out: 2 * x])
+                    partials=[None], scalar=lambda x: sc.select(x > 0, 1, sc.select(x < 0, -1, x)))
+SQUARE = _elementwise("square", np.square, NUMERIC, doc="x².", partials=[lambda x, out: 2 * x],
+                      scalar=lambda x: x * x)
 RELU = _elementwise("relu", lambda x: np.maximum(x, 0).astype(x.dtype), NUMERIC,
-                    doc="max(x, 0) (derivative 0 at 0).", partials=[lambda x, out: _as(x, x > 0)])
+                    doc="max(x, 0) (derivative 0 at 0).", partials=[lambda x, out: _as(x, x > 0)],
+                    scalar=lambda x: sc.maximum(x, 0))
 
 # -- parametrized activations ----------------------------------------------------------------------------
 LEAKY_RELU = _elementwise("leaky_relu", lambda x, *, alpha: np.where(x > 0, x, x * x.dtype.type(alpha)),
                           doc="x for x > 0, alpha·x otherwise.",
-                          partials=[lambda x, out, *, alpha: where(x > 0, ones_like(x), alpha * ones_like(x))])
+                          partials=[lambda x, out, *, alpha: where(x > 0, ones_like(x), alpha * ones_like(x))],
+                          scalar=lambda x, *, alpha: sc.select(x > 0, x, x * alpha))
 ELU = _elementwise("elu", lambda x, *, alpha: np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(x)),
                    doc="x for x > 0, alpha·(exp(x) − 1) otherwise.",
-                   partials=[lambda x, out, *, alpha: where(x > 0, ones_like(x), out + alpha)])
+                   partials=[lambda x, out, *, alpha: where(x > 0, ones_like(x), out + alpha)],
+                   scalar=lambda x, *, alpha: sc.select(x > 0, x, alpha * sc.expm1(x)))
 
 # -- binary arithmetic ------------------------------------------------------------------------------------
-ADD = _elementwise("add", np.add, NUMERIC, doc="x + y.", partials=[1, 1])
-SUB = _elementwise("sub", np.subtract, NUMERIC, doc="x − y.", partials=[1, -1])
-MUL = _elementwise("mul", np.multiply, NUMERIC, doc="x · y.", partials=[lambda x, y, out: y, lambda x, y, out: x])
+ADD = _elementwise("add", np.add, NUMERIC, doc="x + y.", partials=[1, 1], scalar=sc.add)
+SUB = _elementwise("sub", np.subtract, NUMERIC, doc="x − y.", partials=[1, -1], scalar=sc.sub)
+MUL = _elementwise("mul", np.multiply, NUMERIC, doc="x · y.", partials=[lambda x, y, out: y, lambda x, y, out: x],
+                   scalar=sc.mul)
 MUL_NO_NAN = _elementwise(
     "mul_no_nan", lambda x, y: np.where(y == 0, np.zeros_like(x * y), x * y), FLOATS,
     doc="x · y, but 0 wherever y is 0 (even where x is inf or NaN): how derivatives meet cotangents.",
-    partials=[lambda x, y, out: y, lambda x, y, out: x])
+    partials=[lambda x, y, out: y, lambda x, y, out: x], scalar=lambda x, y: sc.select(sc.eq(y, 0), 0, x * y))
 DIV = _elementwise("div", np.true_divide, NUMERIC, infer=_div_infer,
                    doc="True division x / y; integer operands give float64 (as TF1's truediv).",
-                   partials=[lambda x, y, out: 1 / y, lambda x, y, out: -out / y])
+                   partials=[lambda x, y, out: 1 / y, lambda x, y, out: -out / y], scalar=_div_scalar)
 POW = _elementwise("pow", np.power, NUMERIC, doc="x to the power y (∂/∂y taken as 0 where x is 0).",
                    partials=[lambda x, y, out: y * pow(x, y - 1),
-                             lambda x, y, out: where(equal(x, 0), zeros_like(out), out * log(x))])
+                             lambda x, y, out: where(equal(x, 0), zeros_like(out), out * log(x))],
+                   scalar=sc.pow)
 MAXIMUM = _elementwise("maximum", np.maximum, NUMERIC,
                        doc="Elementwise max (NaN propagates; on a tie the derivative goes to x).",
-                       partials=[lambda x, y, out: _as(x, x >= y), lambda x, y, out: _as(x, x < y)])
+                       partials=[lambda x, y, out: _as(x, x >= y), lambda x, y, out: _as(x, x < y)],
+                       scalar=sc.maximum)
 MINIMUM = _elementwise("minimum", np.minimum, NUMERIC,
                        doc="Elementwise min (NaN propagates; on a tie the derivative goes to x).",
-                       partials=[lambda x, y, out: _as(x, x <= y), lambda x, y, out: _as(x, x > y)])
+                       partials=[lambda x, y, out: _as(x, x <= y), lambda x, y, out: _as(x, x > y)],
+                       scalar=sc.minimum)
 
 # -- comparisons and logic --------------------------------------------------------------------------------
-EQUAL = _elementwise("equal", np.equal, ALL, "bool", doc="x == y.")
-NOT_EQUAL = _elementwise("not_equal", np.not_equal, ALL, "bool", doc="x != y.")
-LESS = _elementwise("less", np.less, NUMERIC, "bool", doc="x < y.")
-LESS_EQUAL = _elementwise("less_equal", np.less_equal, NUMERIC, "bool", doc="x <= y.")
-GREATER = _elementwise("greater", np.greater, NUMERIC, "bool", doc="x > y.")
-GREATER_EQUAL = _elementwise("greater_equal", np.greater_equal, NUMERIC, "bool", doc="x >= y.")
-LOGICAL_AND = _elementwise("logical_and", np.logical_and, _BOOL, doc="x and y.")
-LOGICAL_OR = _elementwise("logical_or", np.logical_or, _BOOL, doc="x or y.")
-LOGICAL_NOT = _elementwise("logical_not", np.logical_not, _BOOL, doc="not x.")
+EQUAL = _elementwise("equal", np.equal, ALL, "bool", doc="x == y.", scalar=sc.eq)
+NOT_EQUAL = _elementwise("not_equal", np.not_equal, ALL, "bool", doc="x != y.", scalar=sc.ne)
+LESS = _elementwise("less", np.less, NUMERIC, "bool", doc="x < y.", scalar=sc.lt)
+LESS_EQUAL = _elementwise("less_equal", np.less_equal, NUMERIC, "bool", doc="x <= y.", scalar=sc.le)
+GREATER = _elementwise("greater", np.greater, NUMERIC, "bool", doc="x > y.", scalar=sc.gt)
+GREATER_EQUAL = _elementwise("greater_equal", np.greater_equal, NUMERIC, "bool", doc="x >= y.", scalar=sc.ge)
+LOGICAL_AND = _elementwise("logical_and", np.logical_and, _BOOL, doc="x and y.", scalar=sc.logical_and)
+LOGICAL_OR = _elementwise("logical_or", np.logical_or, _BOOL, doc="x or y.", scalar=sc.logical_or)
+LOGICAL_NOT = _elementwise("logical_not", np.logical_not, _BOOL, doc="not x.", scalar=sc.logical_not)
 
 
 def _where_infer(cond: TensorType, x: TensorType, y: TensorType) -> TensorType:
@@ -211,13 +234,14 @@ def _where_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor | None:
 
 
 WHERE = register(OpDef("where", "elementwise", _where_infer, np.where, elementwise=True, vjp=_where_vjp,
-                       jvp=_where_jvp, doc="x where cond is true, else y (broadcasting all three)."))
+                       jvp=_where_jvp, scalar=sc.select, doc="x where cond is true, else y (broadcasting all three)."))
 
 CLIP = _elementwise("clip", lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), NUMERIC,
                     doc="min(max(x, lo), hi), broadcasting the bounds.",
                     partials=[lambda x, lo, hi, out: _as(x, logical_and(x >= lo, x <= hi)),
                               lambda x, lo, hi, out: _as(x, x < lo),
-                              lambda x, lo, hi, out: _as(x, x > hi)])
+                              lambda x, lo, hi, out: _as(x, x > hi)],
+                    scalar=lambda x, lo, hi: sc.minimum(sc.maximum(x, lo), hi))
 
 CAST = register(OpDef(
     "cast", "elementwise",
@@ -226,12 +250,15 @@ CAST = register(OpDef(
     elementwise=True,
     vjp=lambda node, cotangent: (cast(cotangent, node.inputs[0].dtype),),
     jvp=lambda node, tangents: None if tangents[0] is None else cast(tangents[0], node.attrs["dtype"]),
+    scalar=sc.cast,
     doc="x converted to dtype (floats to ints truncate toward zero, as C and numpy do)."))
 
-STOP_GRADIENT = _elementwise("stop_gradient", lambda x: x, ALL, partials=[None],
+STOP_GRADIENT = _elementwise("stop_gradient", lambda x: x, ALL, partials=[None], scalar=lambda x: x,
                              doc="Identity in value; gradients do not flow through it.")
-ZEROS_LIKE = _elementwise("zeros_like", np.zeros_like, ALL, doc="Zeros of x's shape and dtype.", partials=[None])
-ONES_LIKE = _elementwise("ones_like", np.ones_like, ALL, doc="Ones of x's shape and dtype.", partials=[None])
+ZEROS_LIKE = _elementwise("zeros_like", np.zeros_like, ALL, doc="Zeros of x's shape and dtype.", partials=[None],
+                          scalar=lambda x: sc.constant(0, x.dtype))
+ONES_LIKE = _elementwise("ones_like", np.ones_like, ALL, doc="Ones of x's shape and dtype.", partials=[None],
+                         scalar=lambda x: sc.constant(1, x.dtype))
 
 exp = _unary_function(EXP)
 log = _unary_function(LOG)

@@ -36,6 +36,11 @@ class OpDef:
     tangent per input with None for zero.
     An op with ``vjp``/``jvp`` None has no derivative: reaching it with a float cotangent (tangent) is a
     GradientError. Rules may return cotangents for non-float inputs; they are dropped.
+
+    scalar(*operands, **attrs) -> the expression of one output element in the scalar IR
+    (``graphc.ops.scalar``), given one typed ``Input`` expression per operand (its dtype is the node's
+    input dtype): what the LLVM and CUDA renderers and the sympy bridge translate. Elementwise ops have
+    one; None for every other op.
     """
 
     name: str
@@ -47,6 +52,7 @@ class OpDef:
     updates_variable: bool = False
     vjp: Callable[..., tuple[Any, ...]] | None = None
     jvp: Callable[..., Any] | None = None
+    scalar: Callable[..., Any] | None = None
     doc: str = ""
 
     def __repr__(self) -> str:
