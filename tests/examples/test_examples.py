@@ -13,6 +13,7 @@ EXAMPLES = sorted(EXAMPLES_DIR.glob("*.py"))
 # text each example must print (examples not listed only have to exit cleanly)
 EXPECTED_OUTPUT = {
     "demo.py": ["y(2, 5) = 11.652", "MSE"],
+    "symbolic_vs_ad.py": ["∂y/∂x1 = x2 + 1/x1", "∂y/∂x2 = x1 - cos(x2)"],
     "ad_traces.py": ["= 11.652", "ẏ   = v̇₅                        = 5.5", "= -0.284 + 1 × 2 = 1.716"],
 }
 
