@@ -6,7 +6,8 @@
 an op with matching inputs and attributes (an attribute pattern is a value or a ``Var``), ``Const`` matches
 a constant node, optionally only one whose every element equals a value. The builder gets the bindings
 as keyword arguments, plus ``node`` (the matched root) if it asks for it, and returns the replacement
-tensor, or None to decline. Rules live in named tables that compose with ``+``.
+tensor, or None to decline. Rules live in named tables that compose with ``+``. A rule whose pattern is
+not rooted at an ``Op`` (e.g. a bare ``Var``) is tried at every node, after the rules of the node's op.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ class Rule:
     """``build(**bindings)`` replaces what ``pattern`` matched; ``where`` is the file:line defining the rule."""
 
     name: str
-    pattern: Op
+    pattern: Pattern  # an Op, or e.g. a Var for a rule tried at every node
     build: Callable[..., Tensor | None]
     where: str = field(default="", compare=False)
 
@@ -115,13 +116,15 @@ class Rule:
         if not self.where:
             caller = sys._getframe(2)  # __post_init__ <- __init__ <- the line defining the rule
             object.__setattr__(self, "where", f"{caller.f_code.co_filename}:{caller.f_lineno}")
+        # looked up once: a rule tried at every node would otherwise pay for inspect.signature at each
+        object.__setattr__(self, "_wants_node", "node" in inspect.signature(self.build).parameters)
 
     def apply(self, tensor: Tensor) -> Tensor | None:
         """The replacement of ``tensor`` if the pattern matches and the builder accepts, else None."""
         bindings: Bindings = {}
         if not self.pattern.match(tensor, bindings):
             return None
-        if "node" in inspect.signature(self.build).parameters:
+        if self._wants_node:
             bindings["node"] = tensor.node
         return self.build(**bindings)
 
@@ -133,8 +136,12 @@ class RuleTable:
         self.name = name
         self.rules = list(rules)
         self._by_op: dict[OpDef, list[Rule]] = {}
+        self._any_op: list[Rule] = []  # rules not rooted at an Op: tried at every node
         for rule in self.rules:
-            self._by_op.setdefault(rule.pattern.op, []).append(rule)
+            if isinstance(rule.pattern, Op):
+                self._by_op.setdefault(rule.pattern.op, []).append(rule)
+            else:
+                self._any_op.append(rule)
 
     def __add__(self, other: RuleTable) -> RuleTable:
         return RuleTable(f"{self.name}+{other.name}", self.rules + other.rules)
@@ -143,7 +150,8 @@ class RuleTable:
         return iter(self.rules)
 
     def for_node(self, node: Node) -> list[Rule]:
-        return self._by_op.get(node.op, [])
+        specific = self._by_op.get(node.op, [])
+        return specific + self._any_op if self._any_op else specific
 
     def without(self, names: Iterable[str]) -> RuleTable:
         excluded = set(names)
