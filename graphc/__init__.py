@@ -9,13 +9,14 @@ from graphc.graph import Graph, Tensor, TensorType, get_default_graph, name_scop
 from graphc.ops import *  # noqa: F403
 from graphc.ops import __all__ as _ops_all
 from graphc.ops import random
+from graphc.passes import optimize
 from graphc.runtime import Function, Session, function
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Function", "Graph", "Session", "Tensor", "TensorType", "check_gradients", "errors", "function",
-    "get_default_graph", "gradients", "hessian", "jacobian", "jvp", "name_scope", "nn", "random",
+    "get_default_graph", "gradients", "hessian", "jacobian", "jvp", "name_scope", "nn", "optimize", "random",
     "reset_default_graph", "trace", "viz", *_ops_all,
 ]
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
 from graphc.passes.options import OptimizeOptions
+from graphc.passes.partition import Partition
 from graphc.passes.patterns import RuleTable
 from graphc.passes.rewrite import Sweep
 
@@ -46,13 +47,16 @@ class PassRecord:
 
 @dataclass
 class Optimized:
-    """The optimized graph, the tensors standing for the requested outputs, and the log."""
+    """The optimized graph, the tensors standing for the requested outputs, the log, and the kernel
+    partition (graphc/passes/fusion.py): fused at level 2, one kernel per node below it or when
+    ``"fusion"`` is excluded, so a backend always has a partition to lower."""
 
     graph: Graph
     outputs: list[Tensor | Node]
     origin: dict[Node, Node]  # each node of ``graph`` -> the user's node it stands for
     log: list[PassRecord]
     rounds: int
+    partition: Partition | None = None
 
     def sources(self) -> dict[Node, Node]:
         """Placeholders and variables of the optimized graph -> the user's placeholders and variables."""
@@ -78,19 +82,20 @@ def pipeline() -> list[Pass]:
     ]
 
 
-def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: bool | None = None) -> Optimized:
+def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: bool | None = None,
+             feed_dict: Mapping[Any, Any] | None = None) -> Optimized:
     """Optimize the graph (all its nodes without consumers) or the given tensors/ops; returns ``Optimized``.
 
     ``exclude`` switches off passes or rules by name (also ``GRAPHC_OPT_EXCLUDE``); ``verify`` (also
-    ``GRAPHC_VERIFY=1``) re-runs the graph on random inputs after every pass and names the pass that changed
-    a result.
+    ``GRAPHC_VERIFY=1``) re-runs the graph after every pass, on ``feed_dict`` (placeholders to values) or on
+    random inputs, and names the pass that changed a result.
     """
     options = OptimizeOptions.from_environment(level, tuple(exclude), verify)
     targets = _targets(target)
     source = _graph_of(targets)
     passes = [p for p in pipeline() if p.level <= options.level and p.name not in options.exclude]
     records = {p.name: PassRecord(p.name) for p in passes}
-    checker = _verifier(targets) if options.verify else None
+    checker = _verifier(targets, feed_dict) if options.verify else None
     current, origin, rounds, changed = targets, {}, 0, True
     while changed and rounds < MAX_ROUNDS and passes:
         rounds += 1
@@ -101,7 +106,7 @@ def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: b
             sweep = Sweep(_graph_of(current), origin, rules, merge=options.level > 0)
             new = sweep.run(current)
             _record(records[p.name], sweep, current, new, time.perf_counter() - started)
-            changed |= bool(sweep.fired) or len(sweep.graph.nodes) != _size(current)
+            changed |= bool(sweep.fired) or _size(new) != _size(current)
             current, origin = new, {n: origin.get(o, o) for n, o in sweep.origin.items()}
             if checker is not None:
                 checker.check(p.name, sweep.fired, Optimized(sweep.graph, list(current), origin, [], rounds))
@@ -110,7 +115,14 @@ def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: b
         sweep = Sweep(source, {}, None, merge=False)
         current, origin = sweep.run(targets), sweep.origin
     graph = _graph_of(current) if current else Graph()
-    return Optimized(graph, list(current), origin, list(records.values()), rounds)
+    return Optimized(graph, list(current), origin, list(records.values()), rounds, _plan(graph, current, options))
+
+
+def _plan(graph: Graph, outputs: Sequence[Tensor | Node], options: OptimizeOptions) -> Partition:
+    """Fusion planning, after the pipeline: level 2 fuses, a lower level (or excluding "fusion") does not."""
+    from graphc.passes.fusion import plan_kernels
+
+    return plan_kernels(graph, list(outputs), fuse=options.level >= 2 and "fusion" not in options.exclude)
 
 
 def _targets(target: Any) -> list[Tensor | Node]:
@@ -143,10 +155,11 @@ def _record(record: PassRecord, sweep: Sweep, before: Sequence, after: Sequence,
     record.runs += 1
 
 
-def _verifier(targets: Sequence[Tensor | Node]):
+def _verifier(targets: Sequence[Tensor | Node], feed_dict: Mapping[Any, Any] | None):
     from graphc.passes.verify import Verifier
+    from graphc.runtime.feeds import check_feeds
 
-    return Verifier(targets)
+    return Verifier(targets, check_feeds(_graph_of(targets), feed_dict) if feed_dict else None)
 
 
 def format_log(result: Optimized) -> str:

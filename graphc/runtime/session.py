@@ -64,7 +64,7 @@ class Session:
 
     def _execute(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray]) -> list[Any]:
         """One run at the current run count: initialize what it reads, evaluate, commit its updates."""
-        executable = self._executable(targets, frozenset(feeds))
+        executable = self._executable(targets, feeds)
         self._initialize(executable.plan.variables)  # the user's plan: the variables as the user made them
         values, updates = executable.run(feeds, self._values, self._run_count)
         # copy fetches before committing: a fetched variable must show its value from before the run
@@ -72,12 +72,15 @@ class Session:
         self._commit(updates)
         return fetched
 
-    def _executable(self, targets: tuple[Tensor | Node, ...], fed: frozenset[Node]) -> Any:
+    def _executable(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray]) -> Any:
+        fed = frozenset(feeds)
         key = (targets, fed)
         if key not in self._executables:
             plan = make_plan(self.graph, targets, fed)  # checks feeds and updates on the user's graph
             if self.optimize > 0:
-                optimized = optimize_graph(targets, level=self.optimize)
+                # verify mode (GRAPHC_VERIFY=1) checks every pass on this first run's own feeds
+                first_feeds = {n.outputs[0]: value for n, value in feeds.items()}
+                optimized = optimize_graph(targets, level=self.optimize, feed_dict=first_feeds)
                 self._executables[key] = OptimizedExecutable(plan, optimized, self._backend)
             else:
                 self._executables[key] = self._backend.compile(plan)

@@ -50,3 +50,23 @@ def test_verify_from_the_environment(monkeypatch):
     y = gc.log(gc.placeholder("float64", (2,), name="q") + 1.0)
     result = optimize(y)
     assert "stabilize" not in [record.name for record in result.log]
+
+
+def test_verify_uses_given_feeds_and_skips_graphs_random_inputs_cannot_run():
+    x = gc.placeholder("float64", (None,), name="x")
+    y = gc.reshape(x, (-1, 4)) * 1.0  # needs a multiple of 4 elements: random size-3 inputs cannot run it
+    with pytest.warns(UserWarning, match="verify mode skipped"):
+        optimize(y, verify=True)
+    assert optimize(y, verify=True, feed_dict={x: np.arange(8.0)}).fired()["mul_one"] == 1
+
+
+def test_session_verifies_on_its_own_feeds(monkeypatch):
+    monkeypatch.setenv("GRAPHC_VERIFY", "1")
+    x = gc.placeholder("float64", (None,), name="x")
+    y = gc.reduce_sum(gc.reshape(x, (-1, 4)) * 1.0, axis=1)
+    with gc.Session(optimize=2) as sess:
+        np.testing.assert_array_equal(sess.run(y, {x: np.arange(8.0)}), [6.0, 22.0])
+
+
+def test_optimize_is_public():
+    assert gc.optimize is optimize
