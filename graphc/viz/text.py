@@ -36,18 +36,71 @@ class TextDump(str):
         return str(self)
 
 
-def text(target: Any, *, sources: bool = True) -> TextDump:
+def text(target: Any, *, sources: bool = True, kernels: bool = False) -> TextDump:
     """Print ``target`` one node per line: ``name : type = op[attrs](inputs)   # file:line``.
 
     ``target`` is a Graph (all its nodes), or a Tensor, Node, or list/tuple/dict of them (only the
     nodes they depend on). ``sources=False`` drops the source column, for tests that must not depend on
-    line numbers.
+    line numbers. ``kernels=True`` (automatic for a ``Partition`` or the result of ``gc.optimize``) groups
+    the lines by kernel and says why each value leaves its kernel (see ``kernel_text``).
     """
+    partition = _partition(target, kernels)
+    if partition is not None:
+        return kernel_text(partition, sources=sources)
     graph, outputs = _outputs(target)
     nodes = select_nodes(graph, outputs)
     lines = [_header(graph, nodes, outputs)]
     lines += _table([equation(node) for node in nodes], [str(node.source) for node in nodes], sources)
     return TextDump("\n".join(lines))
+
+
+def kernel_text(partition: Any, *, sources: bool = True) -> TextDump:
+    """The dump grouped by kernel: a header per launched kernel (id, kind, iteration space, root), its
+    nodes, and one ``cut`` line per value that leaves it, with the reason; then sources and controls.
+
+    graph: 6 nodes in 2 kernels; outputs: y
+      k0 reduction [?,10] axes=(1,) root=reduce_max
+        m  : float32[?,1]  = reduce_max[axis=(1,), keepdims=True](z)
+        ...
+        cut y → out: fetched (an output of the run)
+      sources
+        z  : float32[?,10] = placeholder[dtype=float32, shape=(None, 10)]
+    """
+    launched = partition.launched()
+    blocks = [(k.describe(), list(k.nodes), [f"cut {b}" for b in partition.cuts(k)]) for k in launched]
+    for kind, title in (("source", "sources"), ("control", "control")):
+        nodes = [n for k in partition.kernels if k.kind == kind for n in k.nodes]
+        if nodes:
+            blocks.append((title, sorted(nodes, key=lambda n: n.index), []))
+    nodes = [n for _, members, _ in blocks for n in members]
+    rows = _table([equation(n) for n in nodes], [str(n.source) for n in nodes], sources)
+    total = len(partition.graph.nodes) if partition.graph is not None else len(nodes)
+    shown = f"{len(nodes)} of {total}" if len(nodes) != total else str(total)
+    names = ", ".join(_name(o) for o in partition.outputs)
+    lines = [f"graph: {shown} nodes in {len(launched)} kernels; outputs: {names}"]
+    for header, members, cuts in blocks:
+        lines.append(f"  {header}")
+        lines += ["  " + row for row in rows[:len(members)]]
+        lines += [f"    {cut}" for cut in cuts]
+        rows = rows[len(members):]
+    return TextDump("\n".join(lines))
+
+
+def _partition(target: Any, kernels: bool) -> Any:
+    """The kernel partition to print: the target itself, an ``Optimized``'s, or (``kernels=True``) one
+    planned for a graph or tensors; None to print the plain dump."""
+    from graphc.passes.fusion import plan_kernels
+    from graphc.passes.partition import Partition
+    from graphc.passes.pipeline import Optimized
+
+    if isinstance(target, Partition):
+        return target
+    if isinstance(target, Optimized):
+        return target.partition or plan_kernels(target.graph, target.outputs)
+    if not kernels:
+        return None
+    graph, outputs = _outputs(target)
+    return plan_kernels(graph, None if outputs is None else list(outputs.values()))
 
 
 # -- which nodes ---------------------------------------------------------------------------------------
