@@ -91,6 +91,7 @@ def optimize(target: Any, level: int = 2, exclude: Sequence[str] = (), verify: b
     random inputs, and names the pass that changed a result.
     """
     options = OptimizeOptions.from_environment(level, tuple(exclude), verify)
+    _check_names(options.exclude)
     targets = _targets(target)
     source = _graph_of(targets)
     passes = [p for p in pipeline() if p.level <= options.level and p.name not in options.exclude]
@@ -123,6 +124,22 @@ def _plan(graph: Graph, outputs: Sequence[Tensor | Node], options: OptimizeOptio
     from graphc.passes.fusion import plan_kernels
 
     return plan_kernels(graph, list(outputs), fuse=options.level >= 2 and "fusion" not in options.exclude)
+
+
+def known_names() -> set[str]:
+    """Everything ``exclude`` can name: passes, rules, and the fusion planner."""
+    names = {"fusion"}
+    for p in pipeline():
+        names.add(p.name)
+        names.update(rule.name for rule in (p.rules or []))
+    return names
+
+
+def _check_names(excluded: frozenset[str]) -> None:
+    unknown = sorted(excluded - known_names())
+    if unknown:
+        raise ValueError(f"cannot exclude {', '.join(map(repr, unknown))}: no pass or rule has that name "
+                         "(see docs/passes.md for the list)")
 
 
 def _targets(target: Any) -> list[Tensor | Node]:

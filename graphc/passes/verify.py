@@ -98,4 +98,4 @@ def _difference(want: np.ndarray, have: np.ndarray) -> str:
     gap = np.abs(want - have)
     gap[np.isnan(gap)] = np.inf
     index = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.size else ()
-    return f"{have[index]!r} instead of {want[index]!r} at index {tuple(int(i) for i in index)}"
+    return f"{float(have[index])!r} instead of {float(want[index])!r} at index {tuple(int(i) for i in index)}"

@@ -32,6 +32,8 @@ class Session:
         self.backend_name = backend
         self._backend = get_backend(backend)
         self.optimize = DEFAULT_OPTIMIZE.get(backend, 2) if optimize is None else optimize
+        if self.optimize not in (0, 1, 2):
+            raise ValueError(f"optimize must be 0, 1 or 2, got {optimize!r}")
         self._executables: dict[tuple, Any] = {}
         self._values: dict[Node, np.ndarray] = {}  # variable node -> its current value (owned buffer)
         self._run_count = 0  # advances once per run; random ops draw from (seed, run_count)

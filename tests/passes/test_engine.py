@@ -106,3 +106,11 @@ def test_session_runs_the_optimized_graph_with_user_feeds_variables_and_updates(
         np.testing.assert_allclose(b[0], a[0], rtol=1e-6)
         np.testing.assert_array_equal(b[2], a[2])  # random draws do not depend on optimization
     np.testing.assert_allclose(optimized.run(w), plain.run(w), rtol=1e-6)
+
+
+def test_unknown_names_and_levels_are_errors():
+    x = gc.placeholder("float64", (), name="x")
+    with pytest.raises(ValueError, match="cannot exclude 'stabilise'"):
+        optimize(gc.exp(x), exclude=["stabilise"])
+    with pytest.raises(ValueError, match="optimize must be 0, 1 or 2"):
+        gc.Session(optimize=5)
