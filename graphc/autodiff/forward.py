@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from graphc.autodiff.paths import between, differentiating
+from graphc.autodiff.paths import between, derivative_scope, differentiating
 from graphc.autodiff.reverse import _as_list, _check_float, _check_graph
 from graphc.errors import GradientError, ShapeError
 from graphc.graph.dtypes import FLOATS
@@ -24,9 +24,9 @@ def jvp(ys: Tensor | Sequence[Tensor], xs: Tensor | Sequence[Tensor], tangents: 
     given = list(tangents) if isinstance(tangents, (list, tuple)) else [tangents]
     if len(given) != len(xs):
         raise GradientError(f"jvp got {len(given)} tangents for {len(xs)} xs")
-    graph = _check_graph(ys + xs)
+    _check_graph(ys + xs)
     _check_float(xs, "differentiate with respect to")
-    with graph.as_default(), graph.name_scope("jvp"):
+    with derivative_scope("jvp", ys[0].node):
         known = {(x.node, x.index): _tangent(x, t) for x, t in zip(xs, given)}
         sources = {x.node for x in xs}
         for node in between(xs, ys):

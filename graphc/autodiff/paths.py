@@ -36,6 +36,18 @@ def between(inputs: Iterable[Tensor], outputs: Iterable[Tensor]) -> list[Node]:
 
 
 @contextlib.contextmanager
+def derivative_scope(scope: str, forward: Node) -> Iterator[None]:
+    """A whole ``gradients``/``jvp`` call: its name scope, and every node it builds that no single op's rule
+    claimed (seeds, sums of contributions, zeros) recorded as a derivative of ``forward``."""
+    graph = forward.graph
+    first = len(graph.nodes)
+    with graph.as_default(), graph.name_scope(scope):
+        yield
+    for new in graph.nodes[first:]:
+        graph.derivative_of.setdefault(new, forward)
+
+
+@contextlib.contextmanager
 def differentiating(node: Node, suffix: str) -> Iterator[None]:
     """Build a derivative of ``node``: in the name scope ``<node>_<suffix>``, and recorded in
     ``graph.derivative_of`` so every new node can be traced back to the forward node (and user line)."""

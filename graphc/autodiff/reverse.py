@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from graphc.autodiff.paths import between, differentiating
+from graphc.autodiff.paths import between, derivative_scope, differentiating
 from graphc.autodiff.unconnected import Blocked, explain_unconnected
 from graphc.errors import GradientError, GraphError
 from graphc.graph.dtypes import FLOATS
@@ -39,10 +39,10 @@ def gradients(ys: Tensor | Sequence[Tensor], xs: Tensor | Sequence[Tensor],
     ys, xs = _as_list(ys, "ys"), _as_list(xs, "xs")
     if unconnected not in UNCONNECTED:
         raise ValueError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
-    graph = _check_graph(ys + xs)
+    _check_graph(ys + xs)
     _check_float(xs, "differentiate with respect to")
     _check_float(ys, "differentiate")
-    with graph.as_default(), graph.name_scope("gradients"):
+    with derivative_scope("gradients", ys[0].node):
         seeds = _seed_cotangents(ys, grad_ys)
         totals, blocked = _backpropagate(seeds, xs)
         return [_finish(totals.get((x.node, x.index)), x, ys, blocked, unconnected) for x in xs]

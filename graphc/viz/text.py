@@ -44,6 +44,16 @@ def text(target: Any, *, sources: bool = True, kernels: bool = False) -> TextDum
     line numbers. ``kernels=True`` (automatic for a ``Partition`` or the result of ``gc.optimize``) groups
     the lines by kernel and says why each value leaves its kernel (see ``kernel_text``).
     """
+    from graphc.viz.stages import Stage
+
+    if isinstance(target, Stage):
+        if target.partition is not None:
+            return kernel_text(target.partition, sources=sources)
+        named = {_name(o): o for o in target.outputs}
+        lines = [f"stage {target.name}: " + _header(target.graph, list(target.nodes), named)]
+        nodes = list(target.nodes)
+        lines += _table([equation(n) for n in nodes], [str(n.source) for n in nodes], sources)
+        return TextDump("\n".join(lines))
     partition = _partition(target, kernels)
     if partition is not None:
         return kernel_text(partition, sources=sources)
