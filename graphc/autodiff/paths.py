@@ -5,19 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator
 
+from graphc.graph import walk
 from graphc.graph.node import Node, Tensor
 
 
 def ancestors(outputs: Iterable[Tensor]) -> set[Node]:
-    """Every node the outputs depend on through data inputs (control inputs carry no values)."""
-    seen: set[Node] = set()
-    stack = [t.node for t in outputs]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(t.node for t in node.inputs)
-    return seen
+    """Every node the outputs' values depend on (data inputs only: control inputs carry no values)."""
+    return set(walk.ancestors(outputs, control=False))
 
 
 def between(inputs: Iterable[Tensor], outputs: Iterable[Tensor]) -> list[Node]:

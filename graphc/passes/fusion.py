@@ -61,6 +61,7 @@ from typing import Any
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import format_shape
+from graphc.graph.walk import ancestors, sinks
 from graphc.ops import broadcast, linalg, nn, reduce, shape, sources, state
 from graphc.passes.partition import Cut, Group, Kind, Partition, Reason, assemble, data_users, shape_only
 
@@ -447,8 +448,8 @@ def plan_kernels(graph: Graph | None, outputs: Sequence[Tensor | Node] | None = 
     ``fuse=False`` gives one kernel per node (every cut: "fusion off"); ``matmul_epilogues=False`` keeps
     elementwise epilogues out of matmul kernels; ``max_nodes`` and ``max_inputs`` bound a kernel.
     """
-    outputs = list(_sinks(graph) if outputs is None else outputs)
-    nodes = _needed(outputs)
+    outputs = list(sinks(graph) if outputs is None else outputs)
+    nodes = ancestors(outputs)
     options = _Options(fuse, matmul_epilogues, max_nodes, max_inputs)
     forbidden: frozenset[Node] = frozenset()
     while True:  # provisional row values that no reduction confirmed are cut, and the plan redone
@@ -460,18 +461,3 @@ def plan_kernels(graph: Graph | None, outputs: Sequence[Tensor | Node] | None = 
             return assemble(graph, outputs, nodes, planner.group_of, planner.cuts)
         forbidden |= unconfirmed
 
-
-def _sinks(graph: Graph) -> list[Tensor | Node]:
-    consumed = {t.node for n in graph.nodes for t in n.inputs} | {c for n in graph.nodes for c in n.control_inputs}
-    return [n.outputs[0] if len(n.outputs) == 1 else n for n in graph.nodes if n not in consumed]
-
-
-def _needed(outputs: Sequence[Tensor | Node]) -> list[Node]:
-    seen: set[Node] = set()
-    stack = [t.node if isinstance(t, Tensor) else t for t in outputs]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack += [t.node for t in node.inputs] + list(node.control_inputs)
-    return sorted(seen, key=lambda n: n.index)

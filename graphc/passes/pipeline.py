@@ -16,6 +16,7 @@ from typing import Any
 
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
+from graphc.graph.walk import ancestors, sinks
 from graphc.passes.options import OptimizeOptions
 from graphc.passes.partition import Partition
 from graphc.passes.patterns import RuleTable
@@ -144,9 +145,7 @@ def _check_names(excluded: frozenset[str]) -> None:
 
 def _targets(target: Any) -> list[Tensor | Node]:
     if isinstance(target, Graph):
-        consumed = {t.node for n in target.nodes for t in n.inputs}
-        consumed |= {c for n in target.nodes for c in n.control_inputs}
-        return [n.outputs[0] if len(n.outputs) == 1 else n for n in target.nodes if n not in consumed]
+        return sinks(target)
     if isinstance(target, (Tensor, Node)):
         return [target]
     return list(target)
@@ -158,9 +157,7 @@ def _graph_of(targets: Sequence[Tensor | Node]) -> Graph:
 
 
 def _size(targets: Sequence[Tensor | Node]) -> int:
-    from graphc.passes.rewrite import _needed
-
-    return len(_needed(targets))
+    return len(ancestors(targets))
 
 
 def _record(record: PassRecord, sweep: Sweep, before: Sequence, after: Sequence, seconds: float) -> None:

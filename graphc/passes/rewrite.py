@@ -20,6 +20,7 @@ import numpy as np
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
 from graphc.graph.source import source_override
+from graphc.graph.walk import ancestors
 from graphc.ops.registry import apply
 from graphc.ops.sources import PLACEHOLDER
 from graphc.ops.state import VARIABLE, Variable
@@ -44,7 +45,7 @@ class Sweep:
 
     # -- public -----------------------------------------------------------------------------------------
     def run(self, targets: Sequence[Tensor | Node]) -> list[Tensor | Node]:
-        for node in _needed(targets):
+        for node in ancestors(targets):
             self._copy(node)
         return [self.translate(t) for t in targets]
 
@@ -94,18 +95,6 @@ class Sweep:
             else:
                 return tensor
         return tensor
-
-
-def _needed(targets: Sequence[Tensor | Node]) -> list[Node]:
-    seen: set[Node] = set()
-    stack = [t.node if isinstance(t, Tensor) else t for t in targets]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(t.node for t in node.inputs)
-            stack.extend(node.control_inputs)
-    return sorted(seen, key=lambda n: n.index)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import sympy
 from graphc.errors import GraphcError
 from graphc.graph.dtypes import FLOATS, promote
 from graphc.graph.node import Node, Tensor
+from graphc.graph.walk import ancestors
 from graphc.ops import elementwise as ew
 from graphc.ops import scalar as sc
 from graphc.ops.sources import CONSTANT, PLACEHOLDER, constant
@@ -65,26 +66,10 @@ def to_sympy(tensor: Tensor) -> sympy.Expr:
     """The sympy expression of one element of ``tensor``, an elementwise function of placeholders,
     variables and constants (placeholders and variables become ``symbol(t)``; constants numbers)."""
     translated: dict[tuple[Node, int], Any] = {}
-    for node in _ancestors(tensor):
+    for node in ancestors([tensor], control=False):
         for index, out in enumerate(node.outputs):
             translated[(node, index)] = _node_to_sympy(node, out, translated)
     return translated[(tensor.node, tensor.index)]
-
-
-def _ancestors(tensor: Tensor) -> list[Node]:
-    """The nodes ``tensor`` depends on, inputs before their users (iteratively: graphs can be deep)."""
-    order: list[Node] = []
-    seen: set[Node] = set()
-    stack: list[tuple[Node, bool]] = [(tensor.node, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-        elif node not in seen:
-            seen.add(node)
-            stack.append((node, True))
-            stack.extend((t.node, False) for t in reversed(node.inputs) if t.node not in seen)
-    return order
 
 
 def _node_to_sympy(node: Node, out: Tensor, translated: dict[tuple[Node, int], Any]) -> Any:

@@ -23,11 +23,12 @@ import sympy
 
 from graphc.autodiff import gradients, jvp
 from graphc.graph.node import Tensor
+from graphc.graph.walk import ancestors
 from graphc.ops.elementwise import ones_like
 from graphc.ops.sources import CONSTANT, PLACEHOLDER
 from graphc.ops.state import VARIABLE
 from graphc.runtime import Session
-from graphc.symbolic.bridge import SymbolicError, _ancestors, numpy_function, symbol, to_sympy
+from graphc.symbolic.bridge import SymbolicError, numpy_function, symbol, to_sympy
 
 __all__ = ["METHODS", "CompareReport", "CompareRow", "compare", "graph_size"]
 
@@ -108,7 +109,7 @@ def _clip(text: str, width: int) -> str:
 def graph_size(tensors: Tensor | Sequence[Tensor]) -> int:
     """The number of op nodes ``tensors`` depend on (placeholders, constants and variables not counted)."""
     tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
-    nodes = {node for t in tensors for node in _ancestors(t)}
+    nodes = {node for t in tensors for node in ancestors([t], control=False)}
     return sum(node.op not in _SOURCES for node in nodes)
 
 
@@ -144,7 +145,7 @@ class _Point:
 
     def __init__(self, y: Tensor, expr: Any, session: Session, feed_dict: dict[Any, Any]) -> None:
         self.y, self.expr, self.session, self.feed_dict = y, expr, session, feed_dict
-        self.leaves = [node.outputs[0] for node in _ancestors(y) if node.op in (PLACEHOLDER, VARIABLE)]
+        self.leaves = [node.outputs[0] for node in ancestors([y], control=False) if node.op in (PLACEHOLDER, VARIABLE)]
         self.symbols = [symbol(t) for t in self.leaves]
         self.values = [np.asarray(v) for v in session.run(self.leaves, feed_dict)]
         self.y_value = np.asarray(session.run(y, feed_dict))

@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
+from graphc.graph.walk import ancestors, sinks
 
 STAGES = ("raw", "grad", "optimized", "kernels")
 
@@ -32,7 +32,6 @@ class Stage:
 def stage(target: Any, name: str = "grad", level: int = 2) -> Stage:
     """The ``name`` stage of ``target`` (a Graph — all its sink nodes — or tensors/ops)."""
     from graphc.passes.pipeline import _targets, optimize
-    from graphc.passes.rewrite import _needed
 
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; the stages are {', '.join(STAGES)}")
@@ -40,23 +39,18 @@ def stage(target: Any, name: str = "grad", level: int = 2) -> Stage:
     if not outputs:
         raise ValueError("nothing to show: the graph is empty")
     if name in ("raw", "grad"):
-        nodes = _needed(outputs)
+        nodes = ancestors(outputs)
         graph = nodes[0].graph
         if name == "raw":
             derived = graph.derivative_of
             nodes = [n for n in nodes if n not in derived]
-            outputs = [o for o in outputs if _node(o) not in derived] or _forward_sinks(nodes)
+            outputs = [o for o in outputs if _node(o) not in derived] or sinks(nodes)
         return Stage(name, graph, tuple(nodes), tuple(outputs))
     result = optimize(outputs, level=level)
-    nodes = _needed(result.outputs)
+    nodes = ancestors(result.outputs)
     return Stage(name, result.graph, tuple(nodes), tuple(result.outputs),
                  result.partition if name == "kernels" else None)
 
 
 def _node(target: Tensor | Node) -> Node:
     return target.node if isinstance(target, Tensor) else target
-
-
-def _forward_sinks(nodes: Sequence[Node]) -> list[Tensor | Node]:
-    consumed = {t.node for n in nodes for t in n.inputs}
-    return [n.outputs[0] if len(n.outputs) == 1 else n for n in nodes if n not in consumed]
