@@ -37,3 +37,16 @@ class CompileError(GraphcError):
 
 class VerificationError(GraphcError):
     """An optimization pass changed what a graph computes (found by verify mode)."""
+
+
+class NumericsError(GraphcError, FloatingPointError):
+    """A value holds NaN or Inf (found by ``check_numerics``): names the first node that made one.
+
+    ``node``: the user's node whose value held it; ``forward``: the forward node it differentiates (None
+    for a node not built by differentiation); ``fed``: whether the value came from a feed or a variable."""
+
+    def __init__(self, message: str, node: object = None, forward: object = None, fed: bool = False) -> None:
+        super().__init__(message)
+        self.node = node
+        self.forward = forward
+        self.fed = fed

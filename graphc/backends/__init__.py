@@ -1,8 +1,10 @@
 """Backends turn a run plan into something that executes it.
 
 A backend module provides ``compile(plan) -> executable``; the executable's
-``run(feeds, variables, run_count) -> (fetched values, {variable node: new value})`` must not modify
-``feeds`` or ``variables`` (the Session commits updates).
+``run(feeds, variables, run_count, monitor=None) -> (fetched values, {variable node: new value})`` must
+not modify ``feeds`` or ``variables`` (the Session commits updates). When the Session profiles or checks
+numerics it passes a ``monitor``: the backend calls ``monitor.node_done(node, outputs, seconds)`` after each
+value it computes (a compiled backend: per kernel output); without one, it runs with no per-node cost.
 """
 
 from __future__ import annotations

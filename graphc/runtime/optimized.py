@@ -3,7 +3,8 @@
 ``gc.optimize`` returns a new graph whose placeholders and variables are copies of the user's. This
 wrapper translates feeds and variable values from the user's nodes to the copies before a backend runs
 the optimized plan, and translates the variable updates back, so the Session keeps all state keyed by the
-user's own nodes.
+user's own nodes. A run monitor (profiling, check_numerics) is passed on as is: it sees the optimized
+graph's nodes, and maps them back itself through ``optimized.origin`` and ``optimized.partition``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,12 @@ class OptimizedExecutable:
         inner_plan = make_plan(optimized.graph, optimized.outputs, frozenset(self._fed.values()))
         self.inner = backend.compile(inner_plan)
 
-    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray],
-            run_count: int) -> tuple[list[Any], dict[Node, np.ndarray]]:
+    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
+            monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
         copied_feeds = {copy: feeds[user] for user, copy in self._fed.items()}
         copied_variables = {copy: variables[user] for copy, user in self._variables.items()}
-        values, updates = self.inner.run(copied_feeds, copied_variables, run_count)
+        if monitor is None:
+            values, updates = self.inner.run(copied_feeds, copied_variables, run_count)
+        else:
+            values, updates = self.inner.run(copied_feeds, copied_variables, run_count, monitor=monitor)
         return values, {self._variables[copy]: value for copy, value in updates.items()}

@@ -1,10 +1,13 @@
 """Session: holds variable values, validates feeds, compiles each run signature once, commits updates.
 
-The Session is the same for every backend; a backend only compiles a plan and runs it.
+The Session is the same for every backend; a backend only compiles a plan and runs it. A run can be
+observed (``profile=``, ``check_numerics=``) through a run monitor (graphc/runtime/profile.py) that the
+backend calls after each node; an unobserved run gets none.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,8 +20,10 @@ from graphc.graph.node import Node, Tensor
 from graphc.passes.pipeline import optimize as optimize_graph
 from graphc.runtime.feeds import check_feeds
 from graphc.runtime.fetches import flatten_fetches
+from graphc.runtime.numerics import NumericsChecker, check_numerics_requested
 from graphc.runtime.optimized import OptimizedExecutable
 from graphc.runtime.plan import make_plan
+from graphc.runtime.profile import MonitorGroup, Profile, Profiler
 
 
 class Session:
@@ -38,6 +43,7 @@ class Session:
         self._values: dict[Node, np.ndarray] = {}  # variable node -> its current value (owned buffer)
         self._run_count = 0  # advances once per run; random ops draw from (seed, run_count)
         self._closed = False
+        self.last_profile: Profile | None = None  # the table of the latest run with profile=True
 
     def __enter__(self) -> Session:
         return self
@@ -51,24 +57,40 @@ class Session:
         self._executables.clear()
         self._closed = True
 
-    def run(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Any:
+    def run(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None, profile: bool | str = False,
+            check_numerics: bool | None = None) -> Any:
         """Evaluate ``fetches`` (tensor, op, or list/tuple/dict of them) and apply the update ops among them.
 
         Returns numpy arrays (None for ops without a value) in the structure of ``fetches``. Variables read
         in this run see their values from before it; updates commit together at its end.
+        ``profile=True`` times the run into ``sess.last_profile`` (``"print"`` prints it too);
+        ``check_numerics=True`` (None: GRAPHC_CHECK_NUMERICS) raises ``NumericsError`` at the first value
+        holding NaN or Inf, before any variable is updated. See docs/debugging.md.
         """
         if self._closed:
             raise GraphcError("this Session is closed")
+        if profile not in (False, True, "print"):
+            raise ValueError(f"profile must be True, False or 'print', got {profile!r}")
         targets, rebuild = flatten_fetches(self.graph, fetches)
-        fetched = self._execute(tuple(targets), check_feeds(self.graph, feed_dict))
+        check = check_numerics_requested(check_numerics)
+        observed = _Observed(bool(profile), check, self.backend_name, self.optimize) if profile or check else None
+        fetched = self._execute(tuple(targets), check_feeds(self.graph, feed_dict), observed)
         self._run_count += 1
+        if observed is not None and profile:
+            self.last_profile = observed.profile()
+            if profile == "print":
+                print(self.last_profile)
         return rebuild(fetched)
 
-    def _execute(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray]) -> list[Any]:
+    def _execute(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray],
+                 observed: _Observed | None = None) -> list[Any]:
         """One run at the current run count: initialize what it reads, evaluate, commit its updates."""
         executable = self._executable(targets, feeds)
         self._initialize(executable.plan.variables)  # the user's plan: the variables as the user made them
-        values, updates = executable.run(feeds, self._values, self._run_count)
+        if observed is None:
+            values, updates = executable.run(feeds, self._values, self._run_count)
+        else:
+            values, updates = observed.run(executable, feeds, self._values, self._run_count)
         # copy fetches before committing: a fetched variable must show its value from before the run
         fetched = [None if v is None else np.array(v) for v in values]
         self._commit(updates)
@@ -101,3 +123,33 @@ class Session:
         staged = {node: np.array(value, dtype=node.types[0].dtype) for node, value in updates.items()}
         for node, value in staged.items():
             np.copyto(self._values[node], value)
+
+
+class _Observed:
+    """What observes one run (a profiler, a numerics checker, or nothing) and the table it leaves."""
+
+    def __init__(self, profile: bool, check_numerics: bool, backend: str, optimize: int) -> None:
+        self._profile, self._check = profile, check_numerics
+        self._backend, self._optimize = backend, optimize
+        self._profiler: Profiler | None = None
+        self._wall = 0.0
+
+    def run(self, executable: Any, feeds: dict, variables: dict, run_count: int) -> tuple:
+        """Run ``executable`` with a monitor; an optimized copy's nodes map back through its origin and
+        are grouped by its partition."""
+        optimized = executable.optimized if isinstance(executable, OptimizedExecutable) else None
+        monitors: list[Any] = []
+        if self._profile:
+            partition = optimized.partition if optimized is not None else None
+            self._profiler = Profiler(partition, self._backend, self._optimize)
+            monitors.append(self._profiler)
+        if self._check:
+            monitors.append(NumericsChecker(optimized.origin if optimized else None, self._optimize))
+        monitor = monitors[0] if len(monitors) == 1 else MonitorGroup(monitors)
+        started = time.perf_counter()
+        result = executable.run(feeds, variables, run_count, monitor=monitor)
+        self._wall = time.perf_counter() - started
+        return result
+
+    def profile(self) -> Profile:
+        return self._profiler.profile(self._wall)

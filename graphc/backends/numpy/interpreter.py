@@ -3,10 +3,15 @@
 Floating-point exceptions follow IEEE semantics (log(0) = -inf, 0/0 = NaN) silently, as compiled code
 does. Each result is checked against the node's static type, so a reference that disagrees with its
 shape rule, or a run-time size that contradicts a static one, is reported at the node that caused it.
+
+``run(..., monitor=...)`` is the backends' optional observation hook (profiling, check_numerics): after each
+node the interpreter calls ``monitor.node_done(node, outputs, seconds)``. Without a monitor the loop is the
+plain one; the choice is made once per run, not per node.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -25,17 +30,25 @@ class Interpreter:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
 
-    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray],
-            run_count: int) -> tuple[list[Any], dict[Node, np.ndarray]]:
+    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
+            monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
         results: dict[Node, tuple[np.ndarray, ...]] = {}
-        updates: dict[Node, np.ndarray] = {}
         with np.errstate(all="ignore"):
-            for node in self.plan.schedule:
-                results[node] = self._evaluate(node, results, feeds, variables, run_count)
-                if node.op.updates_variable:
-                    updates[node.inputs[0].node] = results[node][0]
+            if monitor is None:
+                for node in self.plan.schedule:
+                    results[node] = self._evaluate(node, results, feeds, variables, run_count)
+            else:
+                self._run_monitored(results, feeds, variables, run_count, monitor)
+        updates = {node.inputs[0].node: results[node][0] for node in self.plan.updates}
         fetched = [results[t.node][t.index] if not isinstance(t, Node) else None for t in self.plan.targets]
         return fetched, updates
+
+    def _run_monitored(self, results: dict, feeds: dict, variables: dict, run_count: int, monitor: Any) -> None:
+        clock = time.perf_counter
+        for node in self.plan.schedule:
+            started = clock()
+            results[node] = self._evaluate(node, results, feeds, variables, run_count)
+            monitor.node_done(node, results[node], clock() - started)
 
     def _evaluate(self, node: Node, results: dict, feeds: dict, variables: dict,
                   run_count: int) -> tuple[np.ndarray, ...]:
