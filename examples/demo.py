@@ -10,6 +10,19 @@ import numpy as np
 import graphc as gc
 
 
+def build() -> dict:
+    """The lecture's y = ln(x1) + x1·x2 − sin(x2) and its gradients, in the default graph.
+
+    ``graphc dump examples/demo.py --stage optimized`` and ``graphc viz examples/demo.py -o g.html`` show
+    what this returns.
+    """
+    x1 = gc.placeholder("float64", shape=(), name="x1")
+    x2 = gc.placeholder("float64", shape=(), name="x2")
+    y = gc.log(x1) + x1 * x2 - gc.sin(x2)
+    dy_dx1, dy_dx2 = gc.gradients(y, [x1, x2])
+    return {"y": y, "dy/dx1": dy_dx1, "dy/dx2": dy_dx2}
+
+
 def lecture_function() -> None:
     """y = ln(x1) + x1·x2 − sin(x2) at (2, 5): build the graph, print it, run it."""
     g = gc.Graph()

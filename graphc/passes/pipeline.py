@@ -144,8 +144,9 @@ def _check_names(excluded: frozenset[str]) -> None:
 
 
 def _targets(target: Any) -> list[Tensor | Node]:
-    if isinstance(target, Graph):
-        return sinks(target)
+    if isinstance(target, Graph):  # every result nothing consumes; variables' initial values are not results
+        initial = {t.node for t in target.initializers.values()}
+        return [s for s in sinks(target) if (s.node if isinstance(s, Tensor) else s) not in initial]
     if isinstance(target, (Tensor, Node)):
         return [target]
     return list(target)

@@ -376,3 +376,10 @@ def test_python_dash_m_graphc(tmp_path):
     failed = subprocess.run([sys.executable, "-m", "graphc", "dump", str(SCRIPTS / "shape_error.py")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert failed.returncode == 1 and "in helper" in failed.stderr and "ShapeError" in failed.stderr
+
+
+def test_the_demo_example_dumps(capsys):
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+    assert main(["dump", str(demo), "--stage", "optimized", "--no-sources"]) == 0
+    out = capsys.readouterr().out
+    assert "add(x2, gradients/log_grad/div)" in out and "sub(x1, gradients/sin_grad/cos)" in out
