@@ -8,7 +8,9 @@ stabilizing pass recognizes and fuses them, and their gradients are short closed
 Derivatives: every op has a vjp and a jvp in closed form — the "simple fused gradients" (softmax − onehot,
 σ(x) − z, 2(p − t)/n), built from the stable forward ops (softmax, log_softmax, sigmoid) rather than from
 exp and sums by hand, so gradients at logits of ±1000 are finite and exact too. They are graph ops, so they
-can be differentiated again.
+can be differentiated again. The sparse loss's softmax − onehot(labels) is one internal op of its own,
+``sparse_softmax_cross_entropy_grad`` (not exported): one row kernel, no one_hot, and no need to know the
+number of classes when the graph is built.
 
 Losses take float operands only: the labels are converted to the logits' dtype (``common_operands``), and
 integer logits are a ``DTypeError``. Paired operands must have the same shape (no broadcasting: a loss of
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import DTypeError, GradientError, ShapeError
+from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import FLOATS, INTS
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import Shape, TensorType, format_shape
@@ -31,7 +33,6 @@ from graphc.ops.axes import canonical, normalize_axis
 from graphc.ops.chain import add_all
 from graphc.ops.convert import as_tensor, common_operands
 from graphc.ops.elementwise import cast, mul_no_nan, ones_like, sigmoid
-from graphc.ops.indexing import one_hot
 from graphc.ops.reduce import reduce_sum
 from graphc.ops.registry import OpDef, apply, register
 from graphc.ops.shape import expand_dims
@@ -90,15 +91,20 @@ def _softmax_cross_entropy_infer(logits: TensorType, onehot: TensorType, *, axis
     return TensorType(logits.dtype, _drop_axis(shape, normalize_axis(axis, len(shape))))
 
 
-def _sparse_infer(logits: TensorType, labels: TensorType) -> TensorType:
-    op_name = "sparse_softmax_cross_entropy"
-    _check_float(op_name, "logits", logits)
-    if labels.dtype not in INTS:
-        raise DTypeError(f"{op_name}: labels must be int32 or int64 class indices, got {labels.dtype}")
-    if logits.rank == 0:
-        raise ShapeError(f"{op_name}: logits need a class axis (rank >= 1), got a scalar")
-    shape = _same_shape(op_name, "labels and logits without their class axis", labels.shape, logits.shape[:-1])
-    return TensorType(logits.dtype, shape)
+def _sparse_infer(op_name: str, keep_classes: bool):
+    """Rule for (logits (..., C), labels (...,)); the result drops the class axis unless ``keep_classes``."""
+
+    def infer(logits: TensorType, labels: TensorType) -> TensorType:
+        _check_float(op_name, "logits", logits)
+        if labels.dtype not in INTS:
+            raise DTypeError(f"{op_name}: labels must be int32 or int64 class indices, got {labels.dtype}")
+        if logits.rank == 0:
+            raise ShapeError(f"{op_name}: logits need a class axis (rank >= 1), got a scalar")
+        shape = _same_shape(op_name, "labels and logits without their class axis", labels.shape,
+                            logits.shape[:-1])
+        return TensorType(logits.dtype, shape + logits.shape[-1:] if keep_classes else shape)
+
+    return infer
 
 
 # -- numpy references ----------------------------------------------------------------------------------
@@ -136,7 +142,8 @@ def _softmax_cross_entropy(logits: np.ndarray, onehot: np.ndarray, *, axis: int)
     return -np.sum(onehot * _log_softmax(logits, axis=axis), axis=axis)
 
 
-def _sparse_softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def _label_index(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """labels (...,) checked against logits (..., C) at run time, as an index (..., 1) along the class axis."""
     classes = logits.shape[-1]
     if labels.shape != logits.shape[:-1]:
         raise ValueError(f"labels of shape {format_shape(labels.shape)} do not match logits of shape "
@@ -144,10 +151,23 @@ def _sparse_softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.
     outside = (labels < 0) | (labels >= classes)
     if np.any(outside):
         raise ValueError(f"label {labels[outside].flat[0]} is outside the class range [0, {classes})")
+    return labels[..., None].astype(np.intp)
+
+
+def _sparse_softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    index = _label_index(logits, labels)
     s = _shifted(logits, -1)
-    picked = np.take_along_axis(s, labels[..., None].astype(np.intp), axis=-1)[..., 0]
+    picked = np.take_along_axis(s, index, axis=-1)[..., 0]
     # −log softmax(x)[label] = log Σ exp(s) − s[label], both from the shifted logits (no cancellation)
     return np.log(np.sum(np.exp(s), axis=-1)) - picked
+
+
+def _sparse_softmax_cross_entropy_grad(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    index = _label_index(logits, labels)
+    grad = _softmax(logits, axis=-1)
+    # softmax − onehot(labels): 1 subtracted at each row's label, in the logits' dtype
+    np.put_along_axis(grad, index, np.take_along_axis(grad, index, axis=-1) - logits.dtype.type(1), axis=-1)
+    return grad
 
 
 def _mse(predictions: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -194,10 +214,13 @@ def _last_axis_size(x: Tensor) -> int | Tensor:
     return n if n is not None else reduce_sum(ones_like(x), -1, keepdims=True)
 
 
-def _softmax_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+def _softmax_jacobian_times(s: Tensor, g: Tensor, axis: int) -> Tensor:
     # ∂s_i/∂x_j = s_i·(δ_ij − s_j) along the axis, so Jᵀg = s·(g − Σ g·s); J is symmetric, so J·t alike
-    s, axis = node.outputs[0], node.attrs["axis"]
-    return (s * (cotangent - reduce_sum(cotangent * s, axis, keepdims=True)),)
+    return s * (g - reduce_sum(g * s, axis, keepdims=True))
+
+
+def _softmax_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor]:
+    return (_softmax_jacobian_times(node.outputs[0], cotangent, node.attrs["axis"]),)
 
 
 SOFTMAX = register(OpDef(
@@ -248,20 +271,32 @@ SOFTMAX_CROSS_ENTROPY = register(OpDef(
     doc="−Σ onehot · log_softmax(logits) over the class axis: one loss per example."))
 
 
+def _sparse_grad_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor, None]:
+    # the onehot term is constant in the logits: the derivative is softmax's; integer labels have none
+    return _softmax_jacobian_times(softmax(node.inputs[0]), cotangent, -1), None
+
+
+def _sparse_grad_jvp(node: Node, tangents: Sequence[Tensor | None]) -> Tensor | None:
+    if tangents[0] is None:
+        return None
+    return _softmax_jacobian_times(softmax(node.inputs[0]), tangents[0], -1)
+
+
+SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD = register(OpDef(
+    "sparse_softmax_cross_entropy_grad", "nn", _sparse_infer("sparse_softmax_cross_entropy_grad", True),
+    _sparse_softmax_cross_entropy_grad, vjp=_sparse_grad_vjp, jvp=_sparse_grad_jvp,
+    doc="softmax(logits) − onehot(labels) over the last axis: the derivative of sparse_softmax_cross_entropy."))
+
+
 def _sparse_softmax_cross_entropy_partials(node: Node) -> tuple[Tensor, None]:
-    # softmax − onehot(labels); integer labels have no derivative
+    # softmax − onehot(labels), one op; integer labels have no derivative
     logits, labels = node.inputs
-    classes = logits.shape[-1]
-    if classes is None:
-        raise GradientError(f"the derivative of {node.describe()} needs the number of classes (the logits' last "
-                            "axis) when the graph is built, to build one_hot(labels); give the logits a static "
-                            "class axis, e.g. shape (None, 10)")
-    return softmax(logits) - one_hot(labels, classes, dtype=logits.dtype), None
+    return sparse_softmax_cross_entropy_grad(logits, labels), None
 
 
 SPARSE_SOFTMAX_CROSS_ENTROPY = register(OpDef(
-    "sparse_softmax_cross_entropy", "nn", _sparse_infer, _sparse_softmax_cross_entropy,
-    **_loss_rules(_sparse_softmax_cross_entropy_partials, reduces=True),
+    "sparse_softmax_cross_entropy", "nn", _sparse_infer("sparse_softmax_cross_entropy", False),
+    _sparse_softmax_cross_entropy, **_loss_rules(_sparse_softmax_cross_entropy_partials, reduces=True),
     doc="−log_softmax(logits)[label] with integer labels; the class axis is the last one."))
 
 
@@ -339,6 +374,15 @@ def sparse_softmax_cross_entropy(logits: Any, labels: Any, name: str | None = No
     shape (...,), the logits' dtype.
     """
     return apply(SPARSE_SOFTMAX_CROSS_ENTROPY, [as_tensor(logits), as_tensor(labels)], name)
+
+
+def sparse_softmax_cross_entropy_grad(logits: Any, labels: Any, name: str | None = None) -> Tensor:
+    """softmax(logits) − onehot(labels) over the last axis: the gradient of ``sparse_softmax_cross_entropy``
+    with respect to its logits (per example, for a cotangent of 1). Internal (not in ``gc.nn``).
+
+    Same operands and run-time label check as the loss; the result has the logits' shape and dtype.
+    """
+    return apply(SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD, [as_tensor(logits), as_tensor(labels)], name)
 
 
 def mse(predictions: Any, targets: Any, name: str | None = None) -> Tensor:

@@ -74,9 +74,10 @@ _UPDATES = {state.ASSIGN, state.ASSIGN_ADD}
 _MATMULS = {linalg.MATMUL, linalg.TENSORDOT}
 _REDUCTIONS = {reduce.SUM, reduce.MEAN, reduce.MAX, reduce.MIN, reduce.PROD, reduce.LOGSUMEXP}
 _ARG_REDUCTIONS = {reduce.ARGMAX, reduce.ARGMIN}
-_ROW_OPS = {nn.SOFTMAX, nn.LOG_SOFTMAX, nn.SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFTMAX_CROSS_ENTROPY, nn.MSE,
-            nn.HINGE}  # one nn op reduces one axis (``axis``, default the last)
-_ROW_OUTPUTS = {nn.SOFTMAX, nn.LOG_SOFTMAX}  # nn ops whose output has the input's shape
+_ROW_OPS = {nn.SOFTMAX, nn.LOG_SOFTMAX, nn.SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFTMAX_CROSS_ENTROPY,
+            nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD, nn.MSE, nn.HINGE}  # one nn op reduces one axis (default the last)
+_ROW_OUTPUTS = {nn.SOFTMAX, nn.LOG_SOFTMAX, nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD}  # output of the input's shape
+_ROW_LABELS = {nn.SPARSE_SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD}  # input 1: one label a row
 _BROADCASTS = {shape.BROADCAST_TO, broadcast.BROADCAST_LIKE}
 _REORDERS = {shape.TRANSPOSE, shape.RESHAPE, shape.RESHAPE_LIKE}  # read their input in another order
 _VIEWS = _BROADCASTS | _REORDERS | {shape.EXPAND_DIMS, shape.SQUEEZE}
@@ -299,7 +300,7 @@ class _Planner:
             return Cut(Reason.MATMUL, f"{c.name} is a matmul operand read from memory")
         if kind == Kind.REDUCTION:
             kept = _kept(group.shape, group.axes)
-            return kept if c.op is nn.SPARSE_SOFTMAX_CROSS_ENTROPY and i == 1 else _full(len(group.shape))
+            return kept if c.op in _ROW_LABELS and i == 1 else _full(len(group.shape))
         if c.op is shape.EXPAND_DIMS:
             axis = c.attrs["axis"]
             return here[:axis] + here[axis + 1:]

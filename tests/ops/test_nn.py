@@ -9,6 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import graphc as gc
 from graphc.errors import DTypeError, GraphcError, ShapeError
+from graphc.ops import nn
 from tests.helpers import raising_line, run
 
 
@@ -66,6 +67,10 @@ def test_wrong_onehot_shape_is_a_shape_error():
     (lambda x, y: gc.nn.softmax(x, axis=2, name="bad"), ShapeError),
     (lambda x, y: gc.nn.log_softmax(x, axis=1.0, name="bad"), ShapeError),
     (lambda x, y: gc.nn.sparse_softmax_cross_entropy(x, gc.cast(y, "float32"), name="bad"), DTypeError),
+    (lambda x, y: nn.sparse_softmax_cross_entropy_grad(x, gc.cast(y, "float32"), name="bad"), DTypeError),
+    (lambda x, y: nn.sparse_softmax_cross_entropy_grad(gc.cast(x, "int32"), y, name="bad"), DTypeError),
+    (lambda x, y: nn.sparse_softmax_cross_entropy_grad(x, y[:2], name="bad"), ShapeError),
+    (lambda x, y: nn.sparse_softmax_cross_entropy_grad(gc.constant(1.0), y, name="bad"), ShapeError),
     (lambda x, y: gc.nn.mse(gc.cast(y, "int32"), gc.cast(y, "int64"), name="bad"), DTypeError),
     (lambda x, y: gc.nn.mse(x, y, name="bad"), ShapeError),
     (lambda x, y: gc.nn.hinge(gc.constant(1.0), gc.constant(2.0), name="bad"), ShapeError),
@@ -81,13 +86,14 @@ def test_other_build_errors(build, error):
 
 
 # -- run-time checks -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("function", [gc.nn.sparse_softmax_cross_entropy, nn.sparse_softmax_cross_entropy_grad])
 @pytest.mark.parametrize("bad_label", [3, -1])
-def test_a_label_outside_the_classes_fails_at_run_time_naming_the_node(bad_label):
+def test_a_label_outside_the_classes_fails_at_run_time_naming_the_node(bad_label, function):
     graph = gc.Graph()
     with graph.as_default():
         logits = gc.placeholder("float32", (None, 3))
         labels = gc.placeholder("int32", (None,))
-        loss = gc.nn.sparse_softmax_cross_entropy(logits, labels, name="loss")
+        loss = function(logits, labels, name="loss")
     feed = {logits: np.zeros((2, 3), np.float32), labels: np.array([0, bad_label], np.int32)}
     with pytest.raises(GraphcError, match=r"'loss'.*test_nn\.py:\d+") as info:
         run(loss, feed, graph=graph)
@@ -116,6 +122,7 @@ def test_stable_at_plus_minus_1000(dtype):
             "log_softmax": gc.nn.log_softmax(logits),
             "softmax": gc.nn.softmax(logits),
             "sparse": gc.nn.sparse_softmax_cross_entropy(logits, np.array([1, 2])),
+            "sparse_grad": nn.sparse_softmax_cross_entropy_grad(logits, np.array([1, 2])),
             "dense": gc.nn.softmax_cross_entropy(logits, np.eye(3, dtype=dtype)[[1, 2]]),
             "sigmoid": gc.nn.sigmoid_cross_entropy(logits, np.array([[1, 0, 1], [0, 1, 0]], dtype)),
         }
@@ -125,6 +132,7 @@ def test_stable_at_plus_minus_1000(dtype):
     np.testing.assert_array_equal(got["log_softmax"], [[0, -2000, -1000], [-2000, -2000, 0]])
     np.testing.assert_array_equal(got["softmax"], [[1, 0, 0], [0, 0, 1]])
     np.testing.assert_array_equal(got["sparse"], [2000, 0])
+    np.testing.assert_array_equal(got["sparse_grad"], [[1, -1, 0], [0, 0, 0]])
     np.testing.assert_array_equal(got["dense"], [2000, 0])
     log2 = np.log1p(np.exp(np.array(0, dtype)))  # the middle logit 0 contributes log 2
     np.testing.assert_array_equal(got["sigmoid"], np.array([[0, 0, log2], [0, 1000, 1000]], dtype))
@@ -176,3 +184,20 @@ def test_softmax_cross_entropy_with_onehot_equals_the_sparse_form():
         sparse = gc.nn.sparse_softmax_cross_entropy(logits_value, labels_value)
     a, b = run([dense, sparse], graph=graph)
     np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_the_sparse_gradient_op_is_internal_and_keeps_the_logits_shape():
+    assert not hasattr(gc.nn, "sparse_softmax_cross_entropy_grad")
+    assert "sparse_softmax_cross_entropy_grad" not in nn.__all__
+    graph = gc.Graph()
+    with graph.as_default():
+        logits = gc.placeholder("float32", (None, None, 7))
+        labels = gc.placeholder("int64", (2, None))
+        grad = nn.sparse_softmax_cross_entropy_grad(logits, labels)
+    assert grad.dtype == "float32" and grad.shape == (2, None, 7)  # the labels' known dim merged in
+    feed = {logits: np.zeros((2, 3, 7), np.float32), labels: np.zeros((2, 3), np.int64)}
+    got = run(grad, feed, graph=graph)
+    np.testing.assert_allclose(got.sum(axis=-1), np.zeros((2, 3)), atol=1e-6)  # rows of softmax − onehot sum to 0
+    np.testing.assert_allclose(got[..., 0], 1 / 7 - 1, rtol=1e-6)
+    with pytest.raises(GraphcError, match="do not match logits"):  # (2, 4) labels against (2, 3, 7) logits
+        run(grad, {logits: feed[logits], labels: np.zeros((2, 4), np.int64)}, graph=graph)

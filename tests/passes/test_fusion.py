@@ -564,7 +564,11 @@ def test_mlp_training_step_partition():
     bias_updates = [k for k in launched if k.kind == Kind.REDUCTION and k.updates]
     assert sorted(v.name for k in bias_updates for v in k.updates) == ["b0", "b1", "b2"]
     assert all(k.axes == (0,) for k in bias_updates)  # the bias gradient: a sum over the batch, then the step
-    assert len(launched) <= 16
+    # softmax − onehot(labels) is one row op (sparse_softmax_cross_entropy_grad), not softmax plus an opaque
+    # one_hot: 15 kernels, none opaque (16 with one_hot)
+    assert len(launched) <= 15 and not any(k.kind == Kind.OPAQUE for k in launched)
+    [row_gradient] = [k for k in launched if k.root.op.name == "sparse_softmax_cross_entropy_grad"]
+    assert row_gradient.kind == Kind.REDUCTION and row_gradient.axes == (1,)
     for k in launched:  # each update runs after every kernel reading the variable's old value
         for variable in k.updates:
             readers = [r.id for r in launched if any(t.node is variable for t in r.inputs) and r is not k]
