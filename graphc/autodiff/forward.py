@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from graphc.autodiff.paths import between, derivative_scope, differentiating
-from graphc.autodiff.reverse import _as_list, _check_float, _check_graph
+from graphc.autodiff.reverse import _as_list, _check_float, _check_graph, as_ys
 from graphc.errors import GradientError, ShapeError
 from graphc.graph.dtypes import FLOATS
 from graphc.graph.node import Node, Tensor
@@ -20,7 +20,7 @@ def jvp(ys: Tensor | Sequence[Tensor], xs: Tensor | Sequence[Tensor], tangents: 
 
     ``tangents`` are tensors or array-likes, one per x. A y that does not depend on any x gets zeros.
     """
-    ys, xs = _as_list(ys, "ys"), _as_list(xs, "xs")
+    ys, xs = as_ys(ys), _as_list(xs, "xs")
     given = list(tangents) if isinstance(tangents, (list, tuple)) else [tangents]
     if len(given) != len(xs):
         raise GradientError(f"jvp got {len(given)} tangents for {len(xs)} xs")

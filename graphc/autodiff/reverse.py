@@ -13,9 +13,10 @@ from typing import Any
 
 from graphc.autodiff.paths import between, derivative_scope, differentiating
 from graphc.autodiff.unconnected import Blocked, explain_unconnected
-from graphc.errors import GradientError, GraphError
+from graphc.errors import GradientError, GraphError, ShapeError
 from graphc.graph.dtypes import FLOATS
 from graphc.graph.node import Node, Tensor
+from graphc.graph.types import format_shape
 from graphc.ops.chain import add_all
 from graphc.ops.convert import as_tensor
 from graphc.ops.elementwise import ones_like, zeros_like
@@ -36,7 +37,7 @@ def gradients(ys: Tensor | Sequence[Tensor], xs: Tensor | Sequence[Tensor],
     zeros with a warning saying why (``unconnected="zero"``), None (``"none"``), or a GradientError
     (``"raise"``).
     """
-    ys, xs = _as_list(ys, "ys"), _as_list(xs, "xs")
+    ys, xs = as_ys(ys), _as_list(xs, "xs")
     if unconnected not in UNCONNECTED:
         raise ValueError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
     _check_graph(ys + xs)
@@ -54,6 +55,22 @@ def _as_list(value: Any, what: str) -> list[Tensor]:
         if not isinstance(item, Tensor):
             raise GradientError(f"{what} must be tensors, got {item!r}")
     return items
+
+
+def as_ys(value: Any) -> list[Tensor]:
+    """The ``ys`` of a derivative as a non-empty list of tensors."""
+    ys = _as_list(value, "ys")
+    if not ys:
+        raise GradientError("ys is empty: give at least one tensor to differentiate")
+    return ys
+
+
+def _check_like(value: Tensor, like: Tensor, what: str) -> None:
+    """Raise ShapeError unless ``value`` has ``like``'s shape (a None dim on either side matches any size)."""
+    if len(value.shape) != len(like.shape) or any(
+            a is not None and b is not None and a != b for a, b in zip(value.shape, like.shape)):
+        raise ShapeError(f"{what} of '{like.name}' (created at {like.node.source}) must have its shape "
+                         f"{format_shape(like.shape)}, got {value.type}")
 
 
 def _check_graph(tensors: list[Tensor]):
@@ -77,6 +94,7 @@ def _seed_cotangents(ys: list[Tensor], grad_ys: Any) -> dict[tuple[Node, int], l
     seeds: dict[tuple[Node, int], list[Tensor]] = {}
     for y, g in zip(ys, given):
         cotangent = ones_like(y) if g is None else as_tensor(g, y.dtype, y.graph)
+        _check_like(cotangent, y, "grad_ys")
         seeds.setdefault((y.node, y.index), []).append(cotangent)
     return seeds
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc.errors import DTypeError
+from graphc.errors import DTypeError, ShapeError
 
 DTYPES = ("bool", "int32", "int64", "float32", "float64")
 FLOATS = frozenset({"float32", "float64"})
@@ -57,6 +57,14 @@ def python_scalar_dtype(value: object, partner: str | None) -> str:
     raise DTypeError(f"cannot use {type(value).__name__} {value!r} as a tensor value")
 
 
+def as_array(value: object) -> np.ndarray:
+    """``np.asarray(value)``, with a ShapeError instead of numpy's ValueError for a ragged nested list."""
+    try:
+        return np.asarray(value)
+    except ValueError as error:
+        raise ShapeError(f"cannot make a tensor of {value!r}: it is not a rectangular array ({error})") from None
+
+
 def infer_value_dtype(value: object) -> str:
     """The dtype ``gc.constant(value)`` gets without an explicit dtype.
 
@@ -65,7 +73,7 @@ def infer_value_dtype(value: object) -> str:
     """
     if isinstance(value, (np.ndarray, np.generic)):
         return as_dtype(value.dtype)
-    array = np.asarray(value)
+    array = as_array(value)
     if array.dtype.kind == "f":
         return DEFAULT_FLOAT
     if array.dtype.kind in "iu":

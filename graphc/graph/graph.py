@@ -80,6 +80,9 @@ class Graph:
         if node is None:
             raise GraphError(f"graph has no node named {base!r}")
         if index:
+            if not index.isdigit() or int(index) >= len(node.outputs):
+                raise GraphError(f"{name!r} names no output: node {base!r} (created at {node.source}) has "
+                                 f"{len(node.outputs)}, numbered from 0")
             return node.outputs[int(index)]
         return node.outputs[0] if len(node.outputs) == 1 else node
 

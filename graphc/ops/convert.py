@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.graph.dtypes import as_dtype, promote, python_scalar_dtype
+from graphc.graph.dtypes import as_array, as_dtype, promote, python_scalar_dtype
 from graphc.graph.graph import Graph, get_default_graph
 from graphc.graph.node import Tensor
 from graphc.ops.sources import constant
@@ -40,7 +40,7 @@ def common_operands(*values: Any, dtype: Any = None) -> list[Tensor]:
     """Convert operands to tensors of one dtype (``dtype`` if given, else the promoted dtype)."""
     tensors = [v for v in values if isinstance(v, Tensor)]
     graph = tensors[0].graph if tensors else get_default_graph()
-    strong = [v.dtype if isinstance(v, Tensor) else as_dtype(np.asarray(v).dtype.name
+    strong = [v.dtype if isinstance(v, Tensor) else as_dtype(as_array(v).dtype.name
                                                              if not is_weak(v) else type(v))
               for v in values if not is_weak(v)]
     if dtype is not None:

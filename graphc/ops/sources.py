@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
-from graphc.graph.dtypes import as_dtype, infer_value_dtype
+from graphc.graph.dtypes import as_array, as_dtype, infer_value_dtype
 from graphc.graph.node import Tensor
 from graphc.graph.types import TensorType, as_shape
 from graphc.ops.registry import OpDef, apply, register
@@ -49,7 +49,7 @@ def constant(value: Any, dtype: Any = None, name: str | None = None) -> Tensor:
 def constant_array(value: Any, dtype: Any = None) -> np.ndarray:
     """``value`` as a read-only numpy array of graphc's dtype for it; a value that does not fit is an error."""
     target = as_dtype(dtype) if dtype is not None else infer_value_dtype(value)
-    source = np.asarray(value)
+    source = as_array(value)
     if source.dtype == object:
         raise DTypeError(f"cannot make a constant of {type(value).__name__} {value!r}")
     array = source.astype(target)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphc.errors import GraphError
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
 from graphc.graph.walk import ancestors, sinks
@@ -146,10 +147,19 @@ def _check_names(excluded: frozenset[str]) -> None:
 def _targets(target: Any) -> list[Tensor | Node]:
     if isinstance(target, Graph):  # every result nothing consumes; variables' initial values are not results
         initial = {t.node for t in target.initializers.values()}
-        return [s for s in sinks(target) if (s.node if isinstance(s, Tensor) else s) not in initial]
-    if isinstance(target, (Tensor, Node)):
-        return [target]
-    return list(target)
+        targets = [s for s in sinks(target) if (s.node if isinstance(s, Tensor) else s) not in initial]
+    elif isinstance(target, (Tensor, Node)):
+        targets = [target]
+    else:
+        targets = list(target) if isinstance(target, (list, tuple)) else [target]
+    for item in targets:
+        if not isinstance(item, (Tensor, Node)):
+            raise GraphError(f"gc.optimize takes a graph, a tensor or op, or a list of them; got {item!r}")
+    if not targets:
+        raise GraphError("gc.optimize: nothing to optimize (an empty graph or an empty list)")
+    if len({id(t.graph) for t in targets}) > 1:
+        raise GraphError("gc.optimize: the tensors come from different graphs; optimize each graph on its own")
+    return targets
 
 
 def _graph_of(targets: Sequence[Tensor | Node]) -> Graph:

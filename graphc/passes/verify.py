@@ -81,21 +81,25 @@ def _random(node: Node, rng: np.random.Generator) -> np.ndarray:
 
 
 def _same(want: np.ndarray, have: np.ndarray) -> bool:
-    if want.shape != have.shape:
+    if want.shape != have.shape or want.dtype != have.dtype:
         return False
     if want.dtype.kind != "f":
         return bool(np.array_equal(want, have))
     rtol, atol = TOLERANCE.get(want.dtype.name, (1e-6, 0.0))
-    finite = np.isfinite(want)
     close = np.isclose(have, want, rtol=rtol, atol=atol, equal_nan=True)
-    return bool(np.all(close | ~finite))  # where the original overflowed or was NaN, a finite result is better
+    improved = ~np.isfinite(want) & np.isfinite(have)  # the original overflowed or was NaN: finite is better
+    return bool(np.all(close | improved))
 
 
 def _difference(want: np.ndarray, have: np.ndarray) -> str:
-    want, have = np.asarray(want, dtype=np.float64), np.asarray(have, dtype=np.float64)
+    want, have = np.asarray(want), np.asarray(have)
     if want.shape != have.shape:
         return f"shape {have.shape} instead of {want.shape}"
+    if want.dtype != have.dtype:
+        return f"dtype {have.dtype} instead of {want.dtype}"
+    want, have = want.astype(np.float64), have.astype(np.float64)
     gap = np.abs(want - have)
     gap[np.isnan(gap)] = np.inf
+    gap[(want == have) | (np.isnan(want) & np.isnan(have))] = 0.0  # equal infinities, NaN for NaN
     index = np.unravel_index(int(np.argmax(gap)), gap.shape) if gap.size else ()
     return f"{float(have[index])!r} instead of {float(want[index])!r} at index {tuple(int(i) for i in index)}"

@@ -22,6 +22,8 @@ from graphc.ops.sources import PLACEHOLDER
 
 def check_feeds(graph: Graph, feed_dict: Mapping[Any, Any] | None) -> dict[Node, np.ndarray]:
     """Validate every feed; return placeholder node -> read-only array of the placeholder's dtype."""
+    if feed_dict is not None and not isinstance(feed_dict, Mapping):
+        raise FeedError(f"feed_dict must be a dict from placeholders to values, got {type(feed_dict).__name__}")
     feeds: dict[Node, np.ndarray] = {}
     for key, value in (feed_dict or {}).items():
         tensor = _feed_target(graph, key)
@@ -45,7 +47,10 @@ def _feed_target(graph: Graph, key: Any) -> Tensor:
 
 def _convert(placeholder: Tensor, value: Any) -> np.ndarray:
     where = f"placeholder '{placeholder.name}' ({placeholder.type}, created at {placeholder.node.source})"
-    source = np.asarray(value)
+    try:
+        source = np.asarray(value)
+    except ValueError as error:  # a ragged nested list
+        raise FeedError(f"{where} was fed a value that is not a rectangular array: {error}") from None
     target = np.dtype(placeholder.dtype)
     if source.dtype == object or not np.can_cast(source.dtype, target, "same_kind"):
         raise DTypeError(f"{where} was fed a value of dtype {source.dtype}, which does not convert to "

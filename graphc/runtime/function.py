@@ -54,8 +54,9 @@ def function(inputs: Sequence[Tensor], outputs: Any, updates: Any = None, backen
     graph = tensors[0].graph if tensors else _graph_of(outputs)
     if session is None:
         per_graph = _shared_sessions.setdefault(graph, {})
-        session = per_graph.setdefault(backend, None) or Session(graph, backend)
-        per_graph[backend] = session
+        session = per_graph.get(backend)
+        if session is None or session.closed:  # a closed shared session is replaced, not reused
+            session = per_graph[backend] = Session(graph, backend)
     with graph.as_default():
         return Function(inputs, outputs, updates, session)
 

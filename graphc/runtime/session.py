@@ -51,6 +51,11 @@ class Session:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called (a closed session cannot run)."""
+        return self._closed
+
     def close(self) -> None:
         """Release variable buffers and compiled code; the session cannot run afterwards."""
         self._values.clear()

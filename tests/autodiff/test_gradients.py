@@ -77,6 +77,26 @@ def test_grad_ys_and_several_ys():
         gc.gradients(a, x, grad_ys=[1.0, 2.0])
 
 
+def test_grad_ys_must_have_the_shape_of_its_y():
+    x = gc.placeholder("float64", (2,), name="x")
+    y = x * 3.0  # Y-MARK
+    for wrong in (2.0, np.ones((4, 2))):  # used to give a gradient of shape () or (4, 2) for x of shape (2,)
+        with pytest.raises(ShapeError, match=r"grad_ys of 'mul' .* must have its shape \[2\]") as error:
+            gc.gradients(y, x, grad_ys=[wrong])
+        assert f"test_gradients.py:{line_of('Y-MARK')}" in str(error.value)
+    batch = gc.placeholder("float64", (None,), name="batch")
+    (grad,) = gc.gradients(batch * 2.0, batch, grad_ys=[np.array([1.0, 5.0])])  # None matches any size
+    np.testing.assert_array_equal(run(grad, {batch: [1.0, 1.0]}), [2.0, 10.0])
+
+
+def test_empty_ys_is_an_error():
+    x = gc.placeholder("float64", (2,), name="x")
+    with pytest.raises(GradientError, match="ys is empty"):
+        gc.gradients([], x)
+    with pytest.raises(GradientError, match="ys is empty"):
+        gc.jvp([], x, [np.ones(2)])
+
+
 @pytest.mark.parametrize("value", [-1.0, 0.0])
 def test_where_branch_not_taken_contributes_exactly_zero(value):
     x = gc.placeholder("float64", (3,), name="x")

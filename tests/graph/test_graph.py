@@ -42,6 +42,15 @@ def test_unique_names_and_scopes():
             gc.exp(x, name="a b")
 
 
+def test_get_by_output_index():
+    with gc.Graph().as_default() as g:
+        first, second = gc.split(gc.placeholder("float32", (4,), name="x"), 2)
+        assert g.get("split:1") is second and g.get("x:0").name == "x"
+        for wrong in ("split:2", "split:-1", "split:one", "x:1"):  # were IndexError / ValueError
+            with pytest.raises(GraphError, match=f"'{wrong}' names no output: node '{wrong.split(':')[0]}'"):
+                g.get(wrong)
+
+
 def test_source_line_is_the_users():
     with gc.Graph().as_default():
         x = gc.placeholder("float32", (3,))
@@ -144,6 +153,12 @@ def test_placeholder_needs_a_rank():
         gc.placeholder("float32")
     with pytest.raises(ShapeError, match="non-negative"):
         gc.placeholder("float32", (-1, 3))
+    with pytest.raises(ShapeError, match="non-negative"):
+        gc.placeholder("float32", (True, 3))
+    # numpy integers (np.prod(...), a size taken from data) are sizes too, stored as Python ints
+    x = gc.placeholder("float32", (None, np.int64(3)))
+    assert x.shape == (None, 3) and type(x.shape[1]) is int
+    assert gc.placeholder("float32", np.int32(4)).shape == (4,)
     with pytest.raises(DTypeError, match="unsupported dtype"):
         gc.placeholder("complex64", (3,))
 
@@ -166,6 +181,11 @@ def test_constants():
         assert gc.constant(2, dtype="float64").shape == ()
         with pytest.raises(DTypeError, match="without losing"):
             gc.constant(2.5, dtype="int32")
+        x = gc.placeholder("float32", (2, 2))
+        for make in (lambda: gc.constant([[1, 2], [3]]), lambda: gc.constant([[1, 2], [3]], dtype="float32"),
+                     lambda: x + [[1, 2], [3]]):  # ragged lists were a raw ValueError from numpy
+            with pytest.raises(ShapeError, match="not a rectangular array"):
+                make()
 
 
 def test_public_namespaces():

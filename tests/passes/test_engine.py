@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.errors import GraphError
 from graphc.ops import elementwise as ew
 from graphc.passes import Const, Op, Rule, RuleTable, Var, optimize
 from graphc.passes.rewrite import Sweep
@@ -90,6 +91,17 @@ def test_optimize_a_whole_graph_keeps_every_sink():
     a, b = gc.exp(x), gc.sin(x)
     result = optimize(x.graph)
     assert sorted(t.name for t in result.outputs) == sorted([a.name, b.name])
+
+
+def test_optimize_rejects_what_it_cannot_optimize():
+    x = gc.placeholder("float64", (), name="x")
+    with gc.Graph().as_default():
+        stranger = gc.placeholder("float64", (), name="stranger")
+    cases = [([], "nothing to optimize"), (gc.Graph(), "nothing to optimize"), (3, "got 3"),
+             ([gc.exp(x), "y"], "got 'y'"), ([gc.exp(x), stranger], "different graphs")]
+    for target, message in cases:  # were IndexError, TypeError, or one graph silently mixing two
+        with pytest.raises(GraphError, match=message):
+            optimize(target)
 
 
 def test_session_runs_the_optimized_graph_with_user_feeds_variables_and_updates():

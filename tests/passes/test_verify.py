@@ -44,6 +44,29 @@ def test_verify_names_the_pass_and_rule_that_broke_a_result(monkeypatch):
     assert optimize(y, verify=True, exclude=["exp_is_identity"]).fired()["exp_is_identity"] == 0
 
 
+def _install(monkeypatch, rule):
+    original = pipeline_module.pipeline
+    wrong = RuleTable("wrong", [rule])
+    monkeypatch.setattr(pipeline_module, "pipeline",
+                        lambda: [*original(), pipeline_module.Pass("bad_pass", wrong, level=1)])
+
+
+def test_verify_catches_a_changed_dtype(monkeypatch):
+    x = Var("x")
+    _install(monkeypatch, Rule("drop_cast", Op(ew.CAST, x), lambda x: x))  # float64 result for a float32 one
+    y = gc.exp(gc.cast(gc.placeholder("float64", (3,), name="p"), "float32"))
+    with pytest.raises(VerificationError, match="bad_pass.*dtype float64 instead of float32"):
+        optimize(y, verify=True)
+
+
+def test_verify_catches_an_infinity_that_changed_sign(monkeypatch):
+    x = Var("x")
+    _install(monkeypatch, Rule("negate_log", Op(ew.LOG, x), lambda x: ew.neg(ew.log(x, name="log_again"))))
+    p = gc.placeholder("float64", (2,), name="p")
+    with pytest.raises(VerificationError, match="bad_pass.*inf instead of -inf at index \\(0,\\)"):
+        optimize(gc.log(p), verify=True, feed_dict={p: np.array([0.0, 1.0])})
+
+
 def test_verify_from_the_environment(monkeypatch):
     monkeypatch.setenv("GRAPHC_VERIFY", "1")
     monkeypatch.setenv("GRAPHC_OPT_EXCLUDE", "stabilize")

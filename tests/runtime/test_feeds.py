@@ -52,6 +52,15 @@ def test_dtype_conversion_rules(graph):
             sess.run(y, {x: np.array([["a", "b", "c"]]), labels: [0]})
 
 
+def test_ragged_values_and_a_feed_dict_that_is_not_a_dict(graph):
+    g, x, labels, y = graph
+    with gc.Session(g) as sess:
+        with pytest.raises(FeedError, match="placeholder 'x' .* not a rectangular array"):  # was ValueError
+            sess.run(y, {x: [[1, 2, 3], [1, 2]], labels: [0, 1]})
+        with pytest.raises(FeedError, match="feed_dict must be a dict .* got list"):  # was AttributeError
+            sess.run(y, [(x, np.ones((1, 3))), (labels, [0])])
+
+
 def test_feeding_what_is_not_a_placeholder(graph):
     g, x, labels, y = graph
     with gc.Session(g) as sess:

@@ -30,3 +30,14 @@ def test_function_outputs_and_arguments():
             f()
         updates = gc.function([x], gc.reduce_sum(x), updates={gc.Variable(0.0, name="total"): gc.reduce_sum(x)})
         assert updates([1.0, 2.0]) == 3.0
+
+
+def test_a_closed_shared_session_is_replaced():
+    with gc.Graph().as_default():
+        x = gc.placeholder("float32", (2,))
+        first = gc.function([x], x + 1)
+        first.session.close()
+        second = gc.function([x], x * 2)  # used to share the closed session: "this Session is closed"
+        assert second.session is not first.session and not second.session.closed
+        assert second(np.ones(2, np.float32)).tolist() == [2.0, 2.0]
+        assert gc.function([x], x).session is second.session
