@@ -15,19 +15,19 @@ Shape = tuple  # tuple[int | None, ...]
 
 def as_shape(shape: Iterable[int | None] | int) -> Shape:
     """Normalize a user's shape to a tuple of non-negative ints and Nones."""
-    if _is_int(shape):
+    if is_int(shape):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
         raise ShapeError(f"a shape must be a tuple of ints and None, got {shape!r}") from None
     for dim in dims:
-        if dim is not None and (not _is_int(dim) or dim < 0):
+        if dim is not None and (not is_int(dim) or dim < 0):
             raise ShapeError(f"a shape must be a tuple of non-negative ints and None, got {shape!r}")
     return tuple(int(d) if d is not None else None for d in dims)
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     """A Python or numpy integer (``x.shape[1]``, ``np.prod(...)``), but not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 

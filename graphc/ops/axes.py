@@ -20,13 +20,9 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import GraphcError, ShapeError
+from graphc.graph.types import is_int
 
 __all__ = ["is_int", "normalize_axis", "distinct_axes", "normalize_axes", "canonical"]
-
-
-def is_int(value: Any) -> bool:
-    """A Python or numpy integer, but not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def normalize_axis(axis: Any, rank: int) -> int:

@@ -27,7 +27,10 @@ class Function:
         self.inputs = list(inputs)
         self.outputs = outputs
         self.session = session
-        pairs = updates.items() if isinstance(updates, Mapping) else (updates or [])
+        pairs = updates.items() if isinstance(updates, Mapping) else list(updates or [])
+        if len(pairs) == 2 and isinstance(pairs[0], Tensor) and isinstance(pairs[1], Tensor):
+            raise GraphError("gc.function updates must be a list of (variable, new value) pairs or a dict; "
+                             "got a single pair: write updates=[(variable, value)]")
         update_ops = [assign(variable, value) for variable, value in pairs]
         self._step = group(*update_ops, name="updates") if update_ops else None
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from graphc.graph.node import Node
+from graphc.ops.state import VARIABLE
 from graphc.passes.pipeline import Optimized
 from graphc.runtime.plan import Plan, make_plan
 
@@ -28,7 +29,7 @@ class OptimizedExecutable:
         self._to_user = optimized.sources()
         to_copy = {user: copy for copy, user in self._to_user.items()}
         self._fed = {user: to_copy[user] for user in plan.fed if user in to_copy}
-        self._variables = {copy: user for copy, user in self._to_user.items() if copy.op.name == "variable"}
+        self._variables = {copy: user for copy, user in self._to_user.items() if copy.op is VARIABLE}
         inner_plan = make_plan(optimized.graph, optimized.outputs, frozenset(self._fed.values()))
         self.inner = backend.compile(inner_plan)
 

@@ -11,7 +11,7 @@ def test_function_with_updates_minimizes_a_quadratic():
         w = gc.Variable(np.array([0.0, 10.0]), name="w")
         target = gc.placeholder("float64", (2,), name="target")
         loss = gc.reduce_sum(gc.square(w - target))
-        grad = 2 * (w - target)  # written by hand until gc.gradients lands
+        (grad,) = gc.gradients(loss, w)
         train = gc.function([target], loss, updates=[(w, w - 0.25 * grad)])
         predict = gc.function([], w)
         losses = [float(train([3.0, -1.0])) for _ in range(40)]
@@ -41,3 +41,10 @@ def test_a_closed_shared_session_is_replaced():
         assert second.session is not first.session and not second.session.closed
         assert second(np.ones(2, np.float32)).tolist() == [2.0, 2.0]
         assert gc.function([x], x).session is second.session
+
+
+def test_a_single_update_pair_gets_a_clear_error():
+    with gc.Graph().as_default():
+        v = gc.Variable(1.0, name="v")
+        with pytest.raises(gc.errors.GraphError, match="got a single pair"):
+            gc.function([], v, updates=(v, v * 2.0))
