@@ -1,9 +1,10 @@
-"""Optimization settings as one value; the environment is read here and nowhere else."""
+"""Optimization settings as one value (the environment's part comes from graphc.environment)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+
+from graphc import environment
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,6 @@ class OptimizeOptions:
         """Merge the arguments with GRAPHC_OPT_EXCLUDE (comma-separated names) and GRAPHC_VERIFY=1."""
         if level not in (0, 1, 2):
             raise ValueError(f"optimization level must be 0, 1 or 2, got {level!r}")
-        from_env = {n.strip() for n in os.environ.get("GRAPHC_OPT_EXCLUDE", "").split(",") if n.strip()}
-        if verify is None:
-            verify = os.environ.get("GRAPHC_VERIFY", "") not in ("", "0")
-        return cls(level, frozenset(exclude) | from_env, bool(verify))
+        settings = environment.current()
+        verify = settings.verify if verify is None else bool(verify)
+        return cls(level, frozenset(exclude) | settings.opt_exclude, verify)

@@ -5,16 +5,15 @@ seconds)`` after each node in execution order, and the first float output holdin
 ``NumericsError`` before any variable is updated. The message names the user's node (through
 ``Optimized.origin`` when the Session runs an optimized copy), its op, the value's dtype, shape and NaN/Inf
 counts, its inputs' ranges, the user's line, and for a gradient node the forward node it differentiates.
-GRAPHC_CHECK_NUMERICS is read here and nowhere else.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from graphc import environment
 from graphc.errors import NumericsError
 from graphc.graph.node import Node
 from graphc.graph.types import format_shape
@@ -26,7 +25,7 @@ def check_numerics_requested(argument: bool | None) -> bool:
     """The ``check_numerics=`` argument of a run, or GRAPHC_CHECK_NUMERICS (any value but empty or ``0``)
     when the argument is None."""
     if argument is None:
-        return os.environ.get("GRAPHC_CHECK_NUMERICS", "") not in ("", "0")
+        return environment.current().check_numerics
     return bool(argument)
 
 
