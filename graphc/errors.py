@@ -27,6 +27,18 @@ class GraphError(GraphcError, ValueError):
     """A structural mistake: a tensor from another graph, a cycle, an unknown name."""
 
 
+class ArgumentError(GraphcError, ValueError):
+    """An argument graphc does not accept: an unknown mode, option or name given to a function."""
+
+
+class NotFoundError(GraphcError, KeyError):
+    """A lookup in a report (a trace's row, a gradient check's input, a comparison's row) that has no entry
+    for the key: the message says which keys exist."""
+
+    def __str__(self) -> str:  # KeyError would show the message quoted, as a repr
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
 class GradientError(GraphcError):
     """A gradient would have to flow through an op that has none."""
 

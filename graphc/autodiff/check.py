@@ -25,7 +25,7 @@ import numpy as np
 
 from graphc.autodiff.paths import ancestors, between
 from graphc.autodiff.reverse import UnconnectedGradientWarning, _as_list, _check_graph, gradients
-from graphc.errors import DTypeError, GradientError
+from graphc.errors import DTypeError, GradientError, NotFoundError
 from graphc.graph.dtypes import FLOATS
 from graphc.graph.node import Tensor
 from graphc.ops.elementwise import add, mul
@@ -126,8 +126,8 @@ class GradientCheckReport:
         for check in self.checks:
             if check.tensor is key or check.name == key:
                 return check
-        raise KeyError(f"no input {getattr(key, 'name', key)!r} was checked; "
-                       f"checked: {', '.join(c.name for c in self.checks)}")
+        raise NotFoundError(f"no input {getattr(key, 'name', key)!r} was checked; "
+                            f"checked: {', '.join(c.name for c in self.checks)}")
 
     def __str__(self) -> str:
         failed = sum(not c.ok for c in self.checks)

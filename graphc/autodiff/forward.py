@@ -7,7 +7,7 @@ from typing import Any
 
 from graphc.autodiff.paths import between, derivative_scope, differentiating
 from graphc.autodiff.reverse import _as_list, _check_float, _check_graph, as_ys
-from graphc.errors import GradientError, ShapeError
+from graphc.errors import DTypeError, GradientError, ShapeError
 from graphc.graph.dtypes import FLOATS
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import format_shape
@@ -37,9 +37,12 @@ def jvp(ys: Tensor | Sequence[Tensor], xs: Tensor | Sequence[Tensor], tangents: 
 
 def _tangent(x: Tensor, value: Any) -> Tensor:
     tangent = as_tensor(value, x.dtype, x.graph) if not isinstance(value, Tensor) else value
-    if tangent.dtype != x.dtype or len(tangent.shape) != len(x.shape) or any(
+    expected = f"the tangent of '{x.name}' must be {x.dtype}{format_shape(x.shape)}, got {tangent.type}"
+    if tangent.dtype != x.dtype:
+        raise DTypeError(f"{expected}: cast it")
+    if len(tangent.shape) != len(x.shape) or any(
             a is not None and b is not None and a != b for a, b in zip(tangent.shape, x.shape)):
-        raise ShapeError(f"the tangent of '{x.name}' must be {x.dtype}{format_shape(x.shape)}, got {tangent.type}")
+        raise ShapeError(expected)
     return tangent
 
 

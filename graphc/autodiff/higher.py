@@ -29,7 +29,7 @@ from graphc.autodiff.reverse import (
     _check_graph,
     gradients,
 )
-from graphc.errors import GradientError, ShapeError
+from graphc.errors import ArgumentError, GradientError, ShapeError
 from graphc.graph.node import Tensor
 from graphc.graph.types import format_shape
 from graphc.ops.shape import reshape, stack
@@ -48,9 +48,9 @@ def jacobian(y: Tensor, x: Tensor, mode: str = "auto", unconnected: str = "zero"
     """
     (y,), (x,) = _as_single(y, "y"), _as_single(x, "x")
     if mode not in MODES:
-        raise ValueError(f"jacobian: mode must be one of {MODES}, got {mode!r}")
+        raise ArgumentError(f"jacobian: mode must be one of {MODES}, got {mode!r}")
     if unconnected not in UNCONNECTED:
-        raise ValueError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
+        raise ArgumentError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
     graph = _check_graph([y, x])
     _check_float([x], "differentiate with respect to")
     _check_float([y], "differentiate")
@@ -75,7 +75,7 @@ def hessian(y: Tensor, x: Tensor, mode: str = "auto", unconnected: str = "zero")
     """
     (y,), (x,) = _as_single(y, "y"), _as_single(x, "x")
     if unconnected not in UNCONNECTED:
-        raise ValueError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
+        raise ArgumentError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
     if y.shape != ():
         raise ShapeError(f"gc.hessian needs a scalar y; '{y.name}' (created at {y.node.source}) has shape "
                          f"{format_shape(y.shape)}: use gc.jacobian of its gradient, or reduce it first")

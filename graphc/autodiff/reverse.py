@@ -13,7 +13,7 @@ from typing import Any
 
 from graphc.autodiff.paths import between, derivative_scope, differentiating
 from graphc.autodiff.unconnected import Blocked, explain_unconnected
-from graphc.errors import GradientError, GraphError, ShapeError
+from graphc.errors import ArgumentError, GradientError, GraphError, ShapeError
 from graphc.graph.dtypes import FLOATS
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import format_shape
@@ -39,7 +39,7 @@ def gradients(ys: Tensor | Sequence[Tensor], xs: Tensor | Sequence[Tensor],
     """
     ys, xs = as_ys(ys), _as_list(xs, "xs")
     if unconnected not in UNCONNECTED:
-        raise ValueError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
+        raise ArgumentError(f"unconnected must be one of {UNCONNECTED}, got {unconnected!r}")
     _check_graph(ys + xs)
     _check_float(xs, "differentiate with respect to")
     _check_float(ys, "differentiate")

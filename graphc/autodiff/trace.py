@@ -29,7 +29,7 @@ import numpy as np
 from graphc.autodiff.forward import jvp
 from graphc.autodiff.paths import ancestors
 from graphc.autodiff.reverse import _call_vjp, gradients
-from graphc.errors import GradientError
+from graphc.errors import ArgumentError, GradientError, NotFoundError
 from graphc.graph.dtypes import FLOATS
 from graphc.graph.node import Tensor
 from graphc.ops import elementwise as ew
@@ -106,7 +106,7 @@ class Trace:
         for row in self.rows:
             if row.name == plain or row.tensor.name == key:
                 return row
-        raise KeyError(f"the trace has no row {key!r}; rows: {', '.join(r.name for r in self.rows)}")
+        raise NotFoundError(f"the trace has no row {key!r}; rows: {', '.join(r.name for r in self.rows)}")
 
     def __iter__(self) -> Iterator[TraceRow]:
         return iter(self.rows)
@@ -131,7 +131,8 @@ class Trace:
         for row in self.rows:
             if row.tensor is tensor:
                 return row
-        raise KeyError(f"'{tensor.name}' is not in the trace of '{self.output.name}'")
+        raise NotFoundError(f"'{tensor.name}' is not in the trace of '{self.output.name}'; "
+                            f"rows: {', '.join(r.name for r in self.rows)}")
 
     def primal_text(self) -> str:
         """The forward primal trace, as printed."""
@@ -140,13 +141,13 @@ class Trace:
     def tangent_text(self) -> str:
         """The forward tangent trace (mode="forward" with wrt), as printed."""
         if self.mode != "forward" or self.wrt is None:
-            raise ValueError("this trace has no tangents: use gc.trace(y, feed_dict, mode='forward', wrt=x)")
+            raise ArgumentError("this trace has no tangents: use gc.trace(y, feed_dict, mode='forward', wrt=x)")
         return _tangent_section(self)
 
     def adjoint_text(self) -> str:
         """The reverse adjoint trace (mode="reverse"), as printed."""
         if self.mode != "reverse":
-            raise ValueError("this trace has no adjoints: use gc.trace(y, feed_dict, mode='reverse')")
+            raise ArgumentError("this trace has no adjoints: use gc.trace(y, feed_dict, mode='reverse')")
         return _adjoint_section(self)
 
     def __str__(self) -> str:
@@ -171,7 +172,7 @@ def trace(y: Tensor, feed_dict: Mapping[Any, Any] | None = None, mode: str = "fo
     if not isinstance(y, Tensor):
         raise GradientError(f"gc.trace: y must be a tensor, got {y!r}")
     if mode not in MODES:
-        raise ValueError(f"gc.trace: mode must be one of {MODES}, got {mode!r}")
+        raise ArgumentError(f"gc.trace: mode must be one of {MODES}, got {mode!r}")
     tensors, names = _number(y)
     if wrt is not None and wrt not in names:
         raise GradientError(f"gc.trace: wrt '{getattr(wrt, 'name', wrt)}' is not a tensor that "

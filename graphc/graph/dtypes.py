@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.errors import DTypeError, ShapeError
+from graphc.graph.source import user_source_line
 
 DTYPES = ("bool", "int32", "int64", "float32", "float64")
 FLOATS = frozenset({"float32", "float64"})
@@ -62,7 +63,8 @@ def as_array(value: object) -> np.ndarray:
     try:
         return np.asarray(value)
     except ValueError as error:
-        raise ShapeError(f"cannot make a tensor of {value!r}: it is not a rectangular array ({error})") from None
+        raise ShapeError(f"cannot make a tensor of {value!r} (at {user_source_line()}): it is not a rectangular "
+                         f"array ({error})") from None
 
 
 def infer_value_dtype(value: object) -> str:
@@ -80,4 +82,4 @@ def infer_value_dtype(value: object) -> str:
         return DEFAULT_INT
     if array.dtype.kind == "b":
         return "bool"
-    raise DTypeError(f"cannot make a tensor of {type(value).__name__} {value!r}")
+    raise DTypeError(f"cannot make a tensor of {type(value).__name__} {value!r} (at {user_source_line()})")

@@ -13,6 +13,7 @@ import numpy as np
 from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import as_array, as_dtype, infer_value_dtype
 from graphc.graph.node import Tensor
+from graphc.graph.source import user_source_line
 from graphc.graph.types import TensorType, as_shape
 from graphc.ops.registry import OpDef, apply, register
 
@@ -51,9 +52,10 @@ def constant_array(value: Any, dtype: Any = None) -> np.ndarray:
     target = as_dtype(dtype) if dtype is not None else infer_value_dtype(value)
     source = as_array(value)
     if source.dtype == object:
-        raise DTypeError(f"cannot make a constant of {type(value).__name__} {value!r}")
+        raise DTypeError(f"cannot make a constant of {type(value).__name__} {value!r} (at {user_source_line()})")
     array = source.astype(target)
     if source.dtype.kind == "f" and array.dtype.kind in "iub" and not np.array_equal(array, source):
-        raise DTypeError(f"constant {value!r} does not fit dtype {target} without losing its value")
+        raise DTypeError(f"constant {value!r} (at {user_source_line()}) does not fit dtype {target} without losing "
+                         "its value")
     array.flags.writeable = False
     return array

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphc.errors import GraphError
+from graphc.errors import ArgumentError, GraphError
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
 from graphc.graph.walk import ancestors, sinks
@@ -140,8 +140,8 @@ def known_names() -> set[str]:
 def _check_names(excluded: frozenset[str]) -> None:
     unknown = sorted(excluded - known_names())
     if unknown:
-        raise ValueError(f"cannot exclude {', '.join(map(repr, unknown))}: no pass or rule has that name "
-                         "(see docs/passes.md for the list)")
+        raise ArgumentError(f"cannot exclude {', '.join(map(repr, unknown))}: no pass or rule has that name "
+                            "(see docs/passes.md for the list)")
 
 
 def _targets(target: Any) -> list[Tensor | Node]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from graphc.backends import DEFAULT_BACKEND, DEFAULT_OPTIMIZE, get_backend
-from graphc.errors import GraphcError
+from graphc.errors import ArgumentError, GraphcError
 from graphc.graph.graph import Graph, get_default_graph
 from graphc.graph.node import Node, Tensor
 from graphc.passes.pipeline import optimize as optimize_graph
@@ -38,7 +38,7 @@ class Session:
         self._backend = get_backend(backend)
         self.optimize = DEFAULT_OPTIMIZE.get(backend, 2) if optimize is None else optimize
         if self.optimize not in (0, 1, 2):
-            raise ValueError(f"optimize must be 0, 1 or 2, got {optimize!r}")
+            raise ArgumentError(f"optimize must be 0, 1 or 2, got {optimize!r}")
         self._executables: dict[tuple, Any] = {}
         self._values: dict[Node, np.ndarray] = {}  # variable node -> its current value (owned buffer)
         self._run_count = 0  # advances once per run; random ops draw from (seed, run_count)
@@ -75,7 +75,7 @@ class Session:
         if self._closed:
             raise GraphcError("this Session is closed")
         if profile not in (False, True, "print"):
-            raise ValueError(f"profile must be True, False or 'print', got {profile!r}")
+            raise ArgumentError(f"profile must be True, False or 'print', got {profile!r}")
         targets, rebuild = flatten_fetches(self.graph, fetches)
         check = check_numerics_requested(check_numerics)
         observed = _Observed(bool(profile), check, self.backend_name, self.optimize) if profile or check else None

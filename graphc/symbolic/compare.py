@@ -22,6 +22,7 @@ import numpy as np
 import sympy
 
 from graphc.autodiff import gradients, jvp
+from graphc.errors import NotFoundError
 from graphc.graph.node import Tensor
 from graphc.graph.walk import ancestors
 from graphc.ops.elementwise import ones_like
@@ -64,7 +65,8 @@ class CompareReport:
         name = x.name if isinstance(x, Tensor) else x
         found = [r for r in self.rows if r.x == name and r.method == method]
         if not found:
-            raise KeyError(f"no row for x={name!r}, method={method!r}")
+            raise NotFoundError(f"no row for x={name!r}, method={method!r}; rows: "
+                                f"{', '.join(f'x={r.x!r}, method={r.method!r}' for r in self.rows)}")
         return found[0]
 
     def __str__(self) -> str:

@@ -157,3 +157,12 @@ def test_report_lookup_errors_list_the_checked_inputs():
     with pytest.raises(KeyError, match="checked: x"):
         report["y"]
 
+
+
+def test_unknown_input_is_a_not_found_error():
+    with gc.Graph().as_default():
+        x = gc.placeholder("float64", (), name="x")
+    report = gc.check_gradients(x * x, x, {"x": 1.5})
+    with pytest.raises(gc.errors.NotFoundError, match="no input 'y' was checked; checked: x") as caught:
+        report["y"]
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, gc.errors.GraphcError)

@@ -218,3 +218,12 @@ def test_gradient_nodes_remember_the_forward_node():
     log_node = next(n for n in graph.nodes if n.op.name == "log")
     derived = [n for n, origin in graph.derivative_of.items() if origin is log_node]
     assert derived and all(n.name.startswith("gradients/log_grad/") for n in derived)
+
+
+def test_jvp_tangent_of_the_wrong_dtype_is_a_dtype_error():
+    x = gc.placeholder("float64", (3,), name="x")
+    tangent = gc.constant(np.ones(3, np.float32))
+    with pytest.raises(gc.errors.DTypeError, match="tangent of 'x' must be float64\\[3\\], got float32\\[3\\]"):
+        gc.jvp(x * 2.0, x, [tangent])
+    with pytest.raises(ShapeError, match="tangent of 'x' must be float64\\[3\\], got float64\\[4\\]"):
+        gc.jvp(x * 2.0, x, [gc.constant(np.ones(4))])

@@ -194,3 +194,16 @@ def test_bad_arguments():
             gc.jacobian([x, x], x)
         with pytest.raises(gc.errors.GradientError, match="float tensors only"):
             gc.jacobian(x, gc.placeholder("int64", (2,), name="n"))
+
+
+def test_bad_arguments_are_argument_errors():
+    g, scope = _graph()
+    with scope:
+        x = gc.placeholder("float64", (2,), name="x")
+        for call, match in ((lambda: gc.jacobian(x, x, mode="sideways"), "mode must be one of"),
+                            (lambda: gc.jacobian(x, x, unconnected="maybe"), "unconnected must be one of"),
+                            (lambda: gc.hessian(gc.reduce_sum(x), x, unconnected="maybe"), "unconnected must be"),
+                            (lambda: gc.gradients(gc.reduce_sum(x), x, unconnected="maybe"), "unconnected must")):
+            with pytest.raises(gc.errors.ArgumentError, match=match) as caught:
+                call()
+            assert isinstance(caught.value, ValueError)

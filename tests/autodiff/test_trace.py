@@ -190,3 +190,20 @@ def test_an_input_used_twice_by_one_op_gets_two_steps():
     assert "v̄₀ = v̄₀ + v̄₁ ∂v₁/∂v₀ = 3 + 1 × 3 = 6" in _lines(str(table))
     forward = gc.trace(y, {x: 3.0}, mode="forward", wrt=x)
     assert "v̇₁ = v̇₀ ∂v₁/∂v₀ + v̇₀ ∂v₁/∂v₀ = 1 × 3 + 1 × 3 = 6" in _lines(str(forward))
+
+
+def test_lookups_and_bad_arguments_are_graphc_errors(lecture):
+    y, x1, x2, at = lecture
+    table = gc.trace(y, at)
+    with pytest.raises(gc.errors.NotFoundError, match="no row 'v9'; rows: v") as caught:
+        table["v9"]
+    assert isinstance(caught.value, KeyError) and not str(caught.value).startswith('"')  # not a quoted repr
+    with y.graph.as_default():
+        elsewhere = gc.placeholder("float64", (), name="elsewhere")
+    with pytest.raises(gc.errors.NotFoundError, match="'elsewhere' is not in the trace of .*; rows: v"):
+        table[elsewhere]
+    for call, match in ((table.tangent_text, "no tangents"), (table.adjoint_text, "no adjoints"),
+                        (lambda: gc.trace(y, at, mode="sideways"), "mode must be one of")):
+        with pytest.raises(gc.errors.ArgumentError, match=match) as caught:
+            call()
+        assert isinstance(caught.value, ValueError)

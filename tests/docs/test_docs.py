@@ -117,3 +117,10 @@ def test_links_between_pages_resolve(page):
         if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
             broken.append(target)
     assert not broken, f"{page.name} links to missing pages or headings: {broken}"
+
+
+def test_ops_page_documents_gather_indices():
+    row = next(line for line in (ROOT / "docs" / "ops.md").read_text().splitlines()
+               if line.startswith("| `gather("))
+    assert "Negative indices count from the end" in row and "numpy" in row
+    assert "`ShapeError` when the graph runs, naming the gather node" in row

@@ -195,3 +195,21 @@ def test_public_namespaces():
     assert gc.nn is graphc.nn and gc.random is graphc.ops.random
     assert gc.nn.relu is gc.relu and callable(gc.nn.softmax) and callable(gc.random.uniform)
     assert not hasattr(gc, "elementwise")  # family modules are not part of the top-level API
+
+
+def test_constant_value_errors_name_the_users_line():
+    here = "test_graph.py:{}"
+    with gc.Graph().as_default():
+        x = gc.placeholder("float32", (2, 2))
+        cases = [
+            (DTypeError, "without losing", lambda: gc.constant(2.5, dtype="int32")),
+            (DTypeError, "cannot make a constant of", lambda: gc.constant([object()], dtype="float32")),
+            (DTypeError, "cannot make a tensor of", lambda: gc.constant({"a": 1})),
+            (ShapeError, "not a rectangular array", lambda: gc.constant([[1, 2], [3]])),
+            (ShapeError, "not a rectangular array", lambda: x + [[1, 2], [3]]),
+        ]
+        for error, match, make in cases:
+            with pytest.raises(error, match=match) as caught:
+                make()
+            line = make.__code__.co_firstlineno
+            assert here.format(line) in str(caught.value), (str(caught.value), line)

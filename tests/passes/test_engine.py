@@ -126,3 +126,11 @@ def test_unknown_names_and_levels_are_errors():
         optimize(gc.exp(x), exclude=["stabilise"])
     with pytest.raises(ValueError, match="optimize must be 0, 1 or 2"):
         gc.Session(optimize=5)
+
+
+def test_unknown_names_and_levels_are_argument_errors():
+    x = gc.placeholder("float64", (), name="x")
+    with pytest.raises(gc.errors.ArgumentError, match="cannot exclude 'stabilise'"):
+        optimize(gc.exp(x), exclude=["stabilise"])
+    with pytest.raises(gc.errors.ArgumentError, match="optimize must be 0, 1 or 2"):
+        gc.Session(optimize=5)

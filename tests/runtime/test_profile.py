@@ -106,3 +106,10 @@ def test_bad_profile_argument():
         x = gc.constant(1.0)
         with gc.Session(backend="numpy") as sess, pytest.raises(ValueError, match="profile must be"):
             sess.run(x, profile="yes")
+
+
+def test_bad_profile_argument_is_an_argument_error():
+    with gc.Graph().as_default():
+        x = gc.constant(1.0)
+        with gc.Session(backend="numpy") as sess, pytest.raises(gc.errors.ArgumentError, match="profile must be"):
+            sess.run(x, profile="yes")

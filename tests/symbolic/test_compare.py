@@ -70,3 +70,11 @@ def test_compare_needs_placeholders():
     x1, x2, y = _lecture()
     with pytest.raises(SymbolicError, match="with respect to placeholders; 'log' is a log node"):
         compare(y, [gc.get_default_graph().get("log")], {x1: 2.0, x2: 5.0})
+
+
+def test_unknown_row_is_a_not_found_error():
+    x1, x2, y = _lecture()
+    report = compare(y, [x1, x2], {x1: 2.0, x2: 5.0})
+    with pytest.raises(gc.errors.NotFoundError, match="no row for x='x3'.*; rows: x='x1', method=") as caught:
+        report.row("x3", "reverse")
+    assert isinstance(caught.value, KeyError)
