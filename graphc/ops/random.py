@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from graphc.errors import DTypeError, ShapeError
+from graphc.errors import ArgumentError, DTypeError, ShapeError
 from graphc.graph.dtypes import FLOATS, as_dtype
 from graphc.graph.graph import get_default_graph
 from graphc.graph.node import Tensor
@@ -228,5 +228,5 @@ def bernoulli(shape: Any = None, p: float = 0.5, dtype: Any = "float32", seed: i
     """
     p = float(p)
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"gc.random.bernoulli: p must be in [0, 1], got {p}")
+        raise ArgumentError(f"gc.random.bernoulli: p must be in [0, 1], got {p}")
     return _build(RANDOM_BERNOULLI, shape, like, seed, dtype, name, p=p)

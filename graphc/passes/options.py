@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from graphc import environment
+from graphc.errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class OptimizeOptions:
                          verify: bool | None = None) -> OptimizeOptions:
         """Merge the arguments with GRAPHC_OPT_EXCLUDE (comma-separated names) and GRAPHC_VERIFY=1."""
         if level not in (0, 1, 2):
-            raise ValueError(f"optimization level must be 0, 1 or 2, got {level!r}")
+            raise ArgumentError(f"optimization level must be 0, 1 or 2, got {level!r}")
         settings = environment.current()
         verify = settings.verify if verify is None else bool(verify)
         return cls(level, frozenset(exclude) | settings.opt_exclude, verify)

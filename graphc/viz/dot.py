@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphc.errors import ArgumentError
 from graphc.graph.node import Node, Tensor
 from graphc.viz.stages import Stage
 from graphc.viz.stages import stage as make_stage
@@ -48,7 +49,7 @@ def as_stage(target: Any, stage: str | None = None) -> Stage:
 
     if isinstance(target, (Stage, Partition, Optimized)):
         if stage is not None:
-            raise ValueError(f"stage={stage!r} applies to a Graph or tensors, not to a {type(target).__name__}")
+            raise ArgumentError(f"stage={stage!r} applies to a Graph or tensors, not to a {type(target).__name__}")
         if isinstance(target, Stage):
             return target
         partition = target
@@ -62,7 +63,7 @@ def as_stage(target: Any, stage: str | None = None) -> Stage:
 
     graph, outputs = _outputs(target)
     if graph is None:
-        raise ValueError("nothing to draw: no tensors given")
+        raise ArgumentError("nothing to draw: no tensors given")
     nodes = select_nodes(graph, outputs)
     shown = tuple(outputs.values()) if outputs is not None else ()
     return Stage("graph", graph, tuple(nodes), shown)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from graphc.errors import GraphcError
+from graphc.errors import ArgumentError, GraphcError
 from graphc.viz.dot import as_stage, dot_source
 
 FORMATS = (".svg", ".png", ".html", ".dot", ".gv")
@@ -39,10 +39,10 @@ def render(target: Any, path: str | os.PathLike, stage: str | tuple[str, ...] | 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"gc.viz.render: cannot write {path.name!r}; the formats are {', '.join(FORMATS)}")
+        raise ArgumentError(f"gc.viz.render: cannot write {path.name!r}; the formats are {', '.join(FORMATS)}")
     stages = stage if isinstance(stage, (tuple, list)) else (stage,)
     if len(stages) != 1 and suffix != ".html":
-        raise ValueError(f"gc.viz.render: several stages {tuple(stages)} need an .html page (with a toggle); "
+        raise ArgumentError(f"gc.viz.render: several stages {tuple(stages)} need an .html page (with a toggle); "
                          f"{suffix} holds one drawing")
     views = [as_stage(target, name) for name in stages]
     if suffix == ".html":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from graphc.errors import ArgumentError
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
 from graphc.graph.walk import ancestors, sinks
@@ -34,10 +35,10 @@ def stage(target: Any, name: str = "grad", level: int = 2) -> Stage:
     from graphc.passes.pipeline import _targets, optimize
 
     if name not in STAGES:
-        raise ValueError(f"unknown stage {name!r}; the stages are {', '.join(STAGES)}")
+        raise ArgumentError(f"unknown stage {name!r}; the stages are {', '.join(STAGES)}")
     outputs = _targets(target)
     if not outputs:
-        raise ValueError("nothing to show: the graph is empty")
+        raise ArgumentError("nothing to show: the graph is empty")
     if name in ("raw", "grad"):
         nodes = ancestors(outputs)
         graph = nodes[0].graph
