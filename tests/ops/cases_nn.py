@@ -124,46 +124,29 @@ def _sparse_expected(x, labels):
     return (-picked[..., 0]).astype(x.dtype)
 
 
-def _sparse_cases():
-    cases = []
-    for label, shape, dtype, label_dtype, logits in [
-        ("2d", (6, 5), "float32", "int64", uniform),
-        ("3d-int32", (2, 3, 4), "float64", "int32", uniform),
-        ("one-example", (5,), "float32", "int64", uniform),
-        ("huge", (4, 3), "float32", "int32", _huge),
-        ("2d64", (3, 4), "float64", "int64", uniform),
-        ("huge64", (2, 5), "float64", "int64", _huge),
-    ]:
-        cases.append(OpCase(
-            nn.SPARSE_SOFTMAX_CROSS_ENTROPY, build=gc.nn.sparse_softmax_cross_entropy,
-            make_inputs=lambda rng, shape=shape, dtype=dtype, label_dtype=label_dtype, logits=logits: [
-                logits(rng, shape, dtype), rng.integers(0, shape[-1], size=shape[:-1]).astype(label_dtype)],
-            expected=_sparse_expected, label=label, **_tolerance(dtype)))
-    return cases
+# (label, logits shape, logits dtype, labels dtype, logits generator) for the two sparse ops
+SPARSE_INPUTS = [
+    ("2d", (6, 5), "float32", "int64", uniform),
+    ("3d-int32", (2, 3, 4), "float64", "int32", uniform),
+    ("one-example", (5,), "float32", "int64", uniform),
+    ("huge", (4, 3), "float32", "int32", _huge),
+    ("2d64", (3, 4), "float64", "int64", uniform),
+    ("one-example64", (6,), "float64", "int32", uniform),
+    ("huge64", (2, 5), "float64", "int64", _huge),
+]
 
 
 def _sparse_grad_expected(x, labels):
     return (_softmax64(x, -1) - np.eye(x.shape[-1])[labels]).astype(x.dtype)
 
 
-def _sparse_grad_cases():
-    # softmax − onehot(labels), the loss's gradient as one op (internal: built with nn's module function)
-    cases = []
-    for label, shape, dtype, label_dtype, logits in [
-        ("2d", (6, 5), "float32", "int64", uniform),
-        ("3d-int32", (2, 3, 4), "float64", "int32", uniform),
-        ("one-example", (5,), "float32", "int64", uniform),
-        ("huge", (4, 3), "float32", "int32", _huge),
-        ("2d64", (3, 4), "float64", "int64", uniform),
-        ("one-example64", (6,), "float64", "int32", uniform),
-        ("huge64", (2, 5), "float64", "int64", _huge),
-    ]:
-        cases.append(OpCase(
-            nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD, build=nn.sparse_softmax_cross_entropy_grad,
-            make_inputs=lambda rng, shape=shape, dtype=dtype, label_dtype=label_dtype, logits=logits: [
-                logits(rng, shape, dtype), rng.integers(0, shape[-1], size=shape[:-1]).astype(label_dtype)],
-            expected=_sparse_grad_expected, label=label, **_tolerance(dtype)))
-    return cases
+def _sparse_cases(op, build, expected):
+    """Cases of an op taking logits and integer labels over the last axis."""
+    return [OpCase(op, build=build,
+                   make_inputs=lambda rng, shape=shape, dtype=dtype, label_dtype=label_dtype, logits=logits: [
+                       logits(rng, shape, dtype), rng.integers(0, shape[-1], size=shape[:-1]).astype(label_dtype)],
+                   expected=expected, label=label, **_tolerance(dtype))
+            for label, shape, dtype, label_dtype, logits in SPARSE_INPUTS]
 
 
 def _mse_and_hinge_cases():
@@ -194,7 +177,9 @@ CASES: list = [
     *_softmax_cases(nn.LOG_SOFTMAX, gc.nn.log_softmax, _log_softmax64),
     *_sigmoid_cross_entropy_cases(),
     *_softmax_cross_entropy_cases(),
-    *_sparse_cases(),
-    *_sparse_grad_cases(),
+    *_sparse_cases(nn.SPARSE_SOFTMAX_CROSS_ENTROPY, gc.nn.sparse_softmax_cross_entropy, _sparse_expected),
+    # softmax − onehot(labels), the loss's gradient as one op (internal: built with nn's module function)
+    *_sparse_cases(nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD, nn.sparse_softmax_cross_entropy_grad,
+                   _sparse_grad_expected),
     *_mse_and_hinge_cases(),
 ]
