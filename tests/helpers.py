@@ -44,3 +44,12 @@ def assert_build_error(error, build, *args, fragments=()):
     for fragment in fragments:
         assert fragment in message, message
     return message
+
+
+def lecture():
+    """The lecture notes' y = ln x1 + x1·x2 − sin x2 in the default graph: (x1, x2, y), float64 scalars."""
+    import graphc as gc
+
+    x1 = gc.placeholder("float64", (), name="x1")
+    x2 = gc.placeholder("float64", (), name="x2")
+    return x1, x2, gc.log(x1) + x1 * x2 - gc.sin(x2)

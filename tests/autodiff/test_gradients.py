@@ -10,7 +10,7 @@ import graphc as gc
 from graphc.errors import GradientError, ShapeError
 from graphc.graph.types import TensorType
 from graphc.ops.registry import OpDef, apply
-from tests.helpers import line_of
+from tests.helpers import lecture, line_of
 
 
 @pytest.fixture(autouse=True)
@@ -22,12 +22,6 @@ def fresh_graph():
 def run(fetches, feeds=None):
     with gc.Session() as sess:
         return sess.run(fetches, feeds or {})
-
-
-def lecture():
-    x1 = gc.placeholder("float64", (), name="x1")
-    x2 = gc.placeholder("float64", (), name="x2")
-    return x1, x2, gc.log(x1) + x1 * x2 - gc.sin(x2)
 
 
 def test_lecture_gradient_and_tangent():

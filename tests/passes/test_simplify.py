@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import graphc as gc
 from graphc.ops.broadcast import broadcast_like, sum_to
 from graphc.passes import optimize
+from tests.helpers import lecture
 from tests.passes.evaluate import assert_same_values
 from tests.passes.test_canonicalize import ops_of, run
 
@@ -357,10 +358,8 @@ def test_random_chains_of_rewritten_forms_keep_their_values(names):
 
 
 # -- the lecture ---------------------------------------------------------------------------------------------
-def lecture():
-    x1 = gc.placeholder("float64", (), name="x1")
-    x2 = gc.placeholder("float64", (), name="x2")
-    y = gc.log(x1) + x1 * x2 - gc.sin(x2)
+def lecture_gradients():
+    x1, x2, y = lecture()
     return x1, x2, gc.gradients(y, [x1, x2])
 
 
@@ -376,7 +375,7 @@ def expression(t) -> str:
 
 def test_lecture_gradients_optimize_to_the_hand_derived_ones():
     """y = ln x1 + x1·x2 − sin x2: ∂y/∂x1 = 1/x1 + x2 and ∂y/∂x2 = x1 − cos x2, node for node."""
-    x1, x2, (d1, d2) = lecture()
+    x1, x2, (d1, d2) = lecture_gradients()
     result = optimize([d1, d2], level=2)
     o1, o2 = result.outputs
     assert expression(o1) == "add(x2, div(1, x1))"

@@ -7,18 +7,12 @@ import sympy
 
 import graphc as gc
 from graphc.symbolic import SymbolicError, from_sympy, numpy_function, symbol, to_sympy
-from tests.helpers import run
+from tests.helpers import lecture, run
 from tests.ops.test_ops import ALL_CASES
 
 
-def _lecture():
-    x1 = gc.placeholder("float64", (), name="x1")
-    x2 = gc.placeholder("float64", (), name="x2")
-    return x1, x2, gc.log(x1) + x1 * x2 - gc.sin(x2)
-
-
 def test_lecture_function_and_its_derivatives():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     s1, s2 = symbol(x1), symbol(x2)
     expr = to_sympy(y)
     assert expr == sympy.log(s1) + s1 * s2 - sympy.sin(s2)
@@ -27,7 +21,7 @@ def test_lecture_function_and_its_derivatives():
 
 
 def test_a_gradient_graph_translates_to_sympys_derivative():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     for x, gradient in zip((x1, x2), gc.gradients(y, [x1, x2])):
         assert sympy.simplify(to_sympy(gradient) - sympy.diff(to_sympy(y), symbol(x))) == 0
 
@@ -130,7 +124,7 @@ def test_round_trip_of_random_elementwise_graphs(trial, rng):
 
 
 def test_from_sympy_of_a_derivative_matches_reverse_mode():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     derivative = from_sympy(sympy.diff(to_sympy(gc.tanh(y) * gc.sigmoid(x1)), symbol(x2)), [x1, x2])
     (gradient,) = gc.gradients(gc.tanh(y) * gc.sigmoid(x1), [x2])
     feeds = {x1: 0.7, x2: 1.3}
@@ -138,7 +132,7 @@ def test_from_sympy_of_a_derivative_matches_reverse_mode():
 
 
 def test_from_sympy_inputs_by_symbol_by_name_or_as_a_list():
-    x1, x2, _ = _lecture()
+    x1, x2, _ = lecture()
     expr = sympy.exp(symbol(x1)) / symbol(x2) - sympy.Rational(1, 3)
     feeds = {x1: 0.5, x2: 2.0}
     want = np.exp(0.5) / 2.0 - 1 / 3
@@ -147,13 +141,13 @@ def test_from_sympy_inputs_by_symbol_by_name_or_as_a_list():
 
 
 def test_from_sympy_of_a_number_has_the_inputs_dtype():
-    x1, _, _ = _lecture()
+    x1, _, _ = lecture()
     out = from_sympy(sympy.pi, [x1])
     assert out.dtype == "float64" and run(out) == np.pi
 
 
 def test_from_sympy_builds_shared_terms_once():
-    x1, x2, _ = _lecture()
+    x1, x2, _ = lecture()
     s1 = symbol(x1)
     out = from_sympy(sympy.tanh(s1) ** 2 + sympy.tanh(s1) * symbol(x2), [x1, x2])
     assert sum(node.op.name == "tanh" for node in out.graph.nodes) == 1
@@ -174,7 +168,7 @@ def test_to_sympy_rejects_a_constant_with_several_values():
 
 
 def test_from_sympy_errors_name_the_symbol_or_function():
-    x1, _, _ = _lecture()
+    x1, _, _ = lecture()
     with pytest.raises(SymbolicError, match=r"no tensor for symbol 'z'"):
         from_sympy(symbol(x1) + sympy.Symbol("z", real=True), [x1])
     with pytest.raises(SymbolicError, match="no graph op for sympy's gamma"):

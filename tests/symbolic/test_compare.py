@@ -8,19 +8,14 @@ import pytest
 
 import graphc as gc
 from graphc.symbolic import METHODS, SymbolicError, compare, graph_size
+from tests.helpers import lecture
 
 # finite differences are accurate to about eps^(2/3); the others to a few ulps
 TOLERANCE = {"finite differences": 1e-8}
 
 
-def _lecture():
-    x1 = gc.placeholder("float64", (), name="x1")
-    x2 = gc.placeholder("float64", (), name="x2")
-    return x1, x2, gc.log(x1) + x1 * x2 - gc.sin(x2)
-
-
 def test_lecture_derivatives_agree_across_methods():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     report = compare(y, [x1, x2], {x1: 2.0, x2: 5.0})
     assert [(r.x, r.method) for r in report.rows] == [(x, m) for x in ("x1", "x2") for m in METHODS]
     expected = {"x1": 1 / 2.0 + 5.0, "x2": 2.0 - math.cos(5.0)}  # 1/x1 + x2 and x1 − cos x2
@@ -35,7 +30,7 @@ def test_lecture_derivatives_agree_across_methods():
 
 
 def test_report_prints_a_table():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     text = str(compare(y, [x1, x2], {x1: 2.0, x2: 5.0}))
     assert "x1*x2 + log(x1) - sin(x2)" in text
     lines = text.splitlines()
@@ -61,19 +56,19 @@ def test_tensors_with_broadcasting_agree_across_methods(rng):
 
 
 def test_graph_size_counts_op_nodes_only():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     assert graph_size(y) == 5  # log, mul, add, sin, sub
     assert graph_size([x1, x2]) == 0
 
 
 def test_compare_needs_placeholders():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     with pytest.raises(SymbolicError, match="with respect to placeholders; 'log' is a log node"):
         compare(y, [gc.get_default_graph().get("log")], {x1: 2.0, x2: 5.0})
 
 
 def test_unknown_row_is_a_not_found_error():
-    x1, x2, y = _lecture()
+    x1, x2, y = lecture()
     report = compare(y, [x1, x2], {x1: 2.0, x2: 5.0})
     with pytest.raises(gc.errors.NotFoundError, match="no row for x='x3'.*; rows: x='x1', method=") as caught:
         report.row("x3", "reverse")
