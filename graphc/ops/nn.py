@@ -29,6 +29,7 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import FLOATS, INTS
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import Shape, TensorType, format_shape
+from graphc.ops import scalar
 from graphc.ops.axes import canonical, normalize_axis
 from graphc.ops.chain import add_all
 from graphc.ops.convert import as_tensor, common_operands
@@ -254,6 +255,7 @@ def _sigmoid_cross_entropy_partials(node: Node) -> tuple[Tensor, Tensor]:
 SIGMOID_CROSS_ENTROPY = register(OpDef(
     "sigmoid_cross_entropy", "nn", _pair_infer("sigmoid_cross_entropy", "logits and labels", "logits", False),
     _sigmoid_cross_entropy, elementwise=True, **_loss_rules(_sigmoid_cross_entropy_partials, reduces=False),
+    scalar=lambda x, z: (scalar.select(x >= 0, x * (1 - z), -x * z) + scalar.log1p(scalar.exp(-abs(x)))),
     doc="Elementwise max(x, 0) − x·z + log1p(exp(−|x|)) (TF's sigmoid_cross_entropy_with_logits)."))
 
 
