@@ -77,7 +77,7 @@ _ARG_REDUCTIONS = {reduce.ARGMAX, reduce.ARGMIN}
 _ROW_OPS = {nn.SOFTMAX, nn.LOG_SOFTMAX, nn.SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFTMAX_CROSS_ENTROPY,
             nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD, nn.MSE, nn.HINGE}  # one nn op reduces one axis (default the last)
 _ROW_OUTPUTS = {nn.SOFTMAX, nn.LOG_SOFTMAX, nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD}  # output of the input's shape
-_ROW_LABELS = {nn.SPARSE_SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD}  # input 1: one label a row
+ROW_LABELS = {nn.SPARSE_SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD}  # input 1: one label a row
 _BROADCASTS = {shape.BROADCAST_TO, broadcast.BROADCAST_LIKE}
 _REORDERS = {shape.TRANSPOSE, shape.RESHAPE, shape.RESHAPE_LIKE}  # read their input in another order
 _VIEWS = _BROADCASTS | _REORDERS | {shape.EXPAND_DIMS, shape.SQUEEZE}
@@ -161,7 +161,7 @@ def _along(place: tuple, dims: tuple) -> tuple:
     return tuple(a for a in place if a is not None and dims[a] != 1)
 
 
-def _broadcast_map(operand: tuple, result: tuple, result_map: tuple) -> tuple:
+def broadcast_map(operand: tuple, result: tuple, result_map: tuple) -> tuple:
     """The placement of an operand broadcast (numpy rules) against a result placed at ``result_map``."""
     offset = len(result) - len(operand)
     return tuple(None if d == 1 and result[j + offset] != 1 else result_map[j + offset]
@@ -300,7 +300,7 @@ class _Planner:
             return Cut(Reason.MATMUL, f"{c.name} is a matmul operand read from memory")
         if kind == Kind.REDUCTION:
             kept = _kept(group.shape, group.axes)
-            return kept if c.op in _ROW_LABELS and i == 1 else _full(len(group.shape))
+            return kept if c.op in ROW_LABELS and i == 1 else _full(len(group.shape))
         if c.op is shape.EXPAND_DIMS:
             axis = c.attrs["axis"]
             return here[:axis] + here[axis + 1:]
@@ -311,7 +311,7 @@ class _Planner:
             return tuple(place)
         if c.op in _REORDERS:
             return Cut(Reason.SHAPE_MISMATCH, f"{c.op.name} '{c.name}' reads its input in another order")
-        return _broadcast_map(c.inputs[i].shape, c.outputs[0].shape, here)
+        return broadcast_map(c.inputs[i].shape, c.outputs[0].shape, here)
 
     def _join_as_product(self, p: Node, group: Group, place: Any) -> _Join | Cut:
         if not self.options.matmul_epilogues:

@@ -1,0 +1,238 @@
+"""Lowering a fused kernel — elementwise, reduction, or a matmul's epilogue — to one loop nest.
+
+A kernel iterates over ``Kernel.shape`` and reduces ``Kernel.axes`` of it (none for an elementwise kernel).
+The lowering loops over the kept axes (the outermost loop parallel: rows are independent); per kept index it
+computes, in the order of the kernel's nodes, every *row value* (a node that does not vary along a reduced
+axis: a sum, a max, a per-row scale, or, without reduced axes, every node) as a local, and runs each
+reduction as an inner loop nest over the reduced axes with an accumulator. Values that vary along the reduced
+axes are recomputed inside each inner loop that needs them (an exp of a softmax is computed twice rather than
+stored: memory traffic costs more than arithmetic), and the kernel's full-shape outputs are stored by one
+last inner loop. Reductions and nn ops (softmax, the cross-entropies, ...) are row algorithms
+(graphc/lower/rows.py) written with the same few steps.
+
+Reading a buffer: an operand's placement in the kernel (``Kernel.index_maps``, as the fusion planner set it)
+gives its index: an axis of the kernel per dim, nothing for a size-1 dim (stride 0). A dim of unknown size
+may turn out to be 1 at run time and broadcast: its stride is then chosen at run time (a loop-invariant
+select). Views (expand_dims, squeeze, broadcasts) are placements; a transpose reads with permuted strides
+and a reshape by the flat row-major position in its output.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from graphc.errors import CompileError
+from graphc.graph.node import Node, Tensor
+from graphc.lower import ir
+from graphc.lower.context import LowerContext, Operand
+from graphc.lower.ir import Declare, Dim, Expr, Index, Load, Local, Stmt, Store
+from graphc.lower.shapes import SymbolicShapes
+from graphc.ops import broadcast, scalar, shape, state
+from graphc.ops.scalar import Call, Const, Input
+from graphc.passes.fusion import ROW_LABELS, broadcast_map, role
+from graphc.passes.partition import Kernel, Kind
+
+_PASS_THROUGH = {shape.EXPAND_DIMS, shape.SQUEEZE, shape.BROADCAST_TO, broadcast.BROADCAST_LIKE}
+_REORDERS = {shape.TRANSPOSE, shape.RESHAPE, shape.RESHAPE_LIKE}
+
+
+@dataclass
+class Scope:
+    """Where values are computed: the index of each kernel axis in scope (kept axes at row level, every axis
+    inside an inner loop), the statements emitted there, and the nodes already computed there."""
+
+    index: dict[int, Expr]
+    statements: list[Stmt]
+    values: ChainMap = field(default_factory=ChainMap)
+    full: bool = False
+
+    def inner(self, index: dict[int, Expr]) -> Scope:
+        """A scope nested in this one (an inner loop body): it sees this scope's values."""
+        return Scope({**self.index, **index}, [], self.values.new_child(), full=True)
+
+
+FullValue = Callable[[Scope], Expr]  # a full-shape value of a row algorithm (softmax): built per inner scope
+
+
+class FusedLowering:
+    """Lowers one elementwise or reduction kernel; ``memory[tensor]`` gives the operands it reads,
+    ``outputs[tensor]`` those it writes; ``stored`` nodes are read from memory instead of computed
+    (a matmul's product in its epilogue)."""
+
+    def __init__(self, ctx: LowerContext, kernel: Kernel, shapes: SymbolicShapes, memory: Mapping[Tensor, Operand],
+                 outputs: Mapping[Tensor, Operand], stored: Mapping[Node, Operand] | None = None) -> None:
+        self.ctx, self.kernel, self.shapes = ctx, kernel, shapes
+        self.memory, self.outputs, self.stored = memory, outputs, dict(stored or {})
+        self.maps = kernel.index_maps
+        self.nodes = [n for n in kernel.nodes if self.maps.get(n) is not None]
+        self.inside = set(self.nodes)
+        self.rank = len(kernel.shape)
+        self.reduced = tuple(kernel.axes)
+        self.kept = tuple(a for a in range(self.rank) if a not in self.reduced)
+        self.extent = self._extents()
+        self.full_values: dict[Node, FullValue] = {}
+
+    # -- the kernel's loops ------------------------------------------------------------------------------
+    def _extents(self) -> list[Expr]:
+        """The run-time size of each axis of the kernel's iteration space."""
+        root = self.kernel.root
+        tensor = root.inputs[0] if self.kernel.kind == Kind.REDUCTION else root.outputs[0]
+        sizes = self.shapes[tensor]
+        if len(sizes) != self.rank:
+            raise CompileError(f"internal: kernel k{self.kernel.id} runs over {self.kernel.shape} but its root "
+                               f"{root.name} has shape {tensor.shape}")
+        return list(sizes)
+
+    def lower(self) -> list[Stmt]:
+        return list(ir.loop_nest(self.ctx.names, [self.extent[a] for a in self.kept], self._row_body,
+                                 parallel=True))
+
+    def _row_body(self, indices: tuple[Index, ...]) -> list[Stmt]:
+        row = Scope(dict(zip(self.kept, indices)), [])
+        for node in self.nodes:
+            if node in self.stored or self.is_full(node) and role(node) != Kind.REDUCTION:
+                continue  # full-shape values are computed inside the inner loops that need them
+            if role(node) == Kind.REDUCTION:
+                from graphc.lower.rows import row_algorithm
+
+                result = row_algorithm(self, node, row)
+                if callable(result):
+                    self.full_values[node] = result
+                else:
+                    row.values[node] = self._bind(result, row, node)
+            else:
+                row.values[node] = self._bind(self._compute(node, row), row, node)
+        full_outputs = []
+        for tensor, operand in self.outputs.items():
+            if self.is_full(tensor.node):
+                full_outputs.append((tensor, operand))
+            else:
+                row.statements.append(self._store(tensor, operand, row))
+        if full_outputs:
+            row.statements += self.inner_loops(row, lambda scope: [self._store(t, o, scope) for t, o in full_outputs])
+        return row.statements
+
+    def inner_loops(self, row: Scope, body: Callable[[Scope], list[Stmt]]) -> list[Stmt]:
+        """Loops over the reduced axes around ``body(scope)`` (nothing to loop over: the body runs once)."""
+        def build(indices: tuple[Index, ...]) -> list[Stmt]:
+            scope = row.inner(dict(zip(self.reduced, indices)))
+            statements = body(scope)
+            return scope.statements + statements
+
+        return list(ir.loop_nest(self.ctx.names, [self.extent[a] for a in self.reduced], build))
+
+    def is_full(self, node: Node) -> bool:
+        """Whether ``node`` varies along a reduced axis (so it lives inside the inner loops)."""
+        return any(a in self.reduced for a in self.maps[node] if a is not None)
+
+    # -- values --------------------------------------------------------------------------------------------
+    def value(self, node: Node, scope: Scope) -> Expr:
+        """The value of an in-kernel node at the scope's index."""
+        if node in scope.values:
+            return scope.values[node]
+        if node in self.stored:
+            return self._load(self.stored[node], self.maps[node], scope)
+        if node in self.full_values:
+            result = self.full_values[node](scope)
+        elif self.is_full(node) and not scope.full:
+            raise CompileError(f"internal: {node.name} varies along reduced axes and is read at row level")
+        else:
+            result = self._compute(node, scope)
+        scope.values[node] = self._bind(result, scope, node)
+        return scope.values[node]
+
+    def _bind(self, value: Expr, scope: Scope, node: Node) -> Expr:
+        """A local holding ``value`` (so each node is computed once per scope, and expressions stay small)."""
+        if isinstance(value, Local | Const | Index | Dim):
+            return value
+        local = Local(self.ctx.names("v"), value.dtype)
+        scope.statements.append(Declare(local, value))
+        return local
+
+    def operand(self, node: Node, position: int, scope: Scope) -> Expr:
+        """Input ``position`` of ``node`` at the scope's index: computed in the kernel, or loaded."""
+        t = node.inputs[position]
+        if t.node in self.inside:
+            return self.value(t.node, scope)
+        return self._load(self.memory[t], self.operand_place(node, position), scope)
+
+    def operand_place(self, node: Node, position: int) -> tuple:
+        """Where input ``position`` of ``node`` lies in the kernel's iteration space (as the planner placed it)."""
+        here, t = self.maps[node], node.inputs[position]
+        if role(node) == Kind.REDUCTION:
+            return self.kept if node.op in ROW_LABELS and position == 1 else tuple(range(self.rank))
+        if node.op is shape.EXPAND_DIMS:
+            axis = node.attrs["axis"]
+            return here[:axis] + here[axis + 1:]
+        if node.op is shape.SQUEEZE:
+            place = list(here)
+            for axis in sorted(node.attrs["axis"]):
+                place.insert(axis, None)
+            return tuple(place)
+        return broadcast_map(t.shape, node.outputs[0].shape, here)
+
+    def _load(self, operand: Operand, place: tuple, scope: Scope) -> Load:
+        offset: Expr = ir.const(0)
+        for size, stride, axis in zip(operand.shape, operand.strides, place, strict=True):
+            if axis is None or ir.static_value(size) == 1:
+                continue
+            if ir.static_value(size) is None and size != self.extent[axis]:
+                stride = scalar.select(scalar.eq(size, ir.const(1)), ir.const(0), stride)  # broadcast at run time
+            offset = ir.add(offset, ir.mul(scope.index[axis], stride))
+        return Load(operand.buffer, offset)
+
+    def _store(self, tensor: Tensor, operand: Operand, scope: Scope) -> Store:
+        value = self.value(tensor.node, scope)
+        offset = ir.flat_index([ir.const(0) if a is None else scope.index[a] for a in self.maps[tensor.node]],
+                               operand.strides)
+        return Store(operand.buffer, offset, scalar.cast(value, operand.dtype))
+
+    def _compute(self, node: Node, scope: Scope) -> Expr:
+        op = node.op
+        if op is state.ASSIGN:
+            return self.operand(node, 1, scope)
+        if op is state.ASSIGN_ADD:
+            return scalar.add(self.operand(node, 0, scope), self.operand(node, 1, scope))
+        if op in _PASS_THROUGH:
+            return self.operand(node, 0, scope)
+        if op in _REORDERS:
+            return self._reordered(node, scope)
+        if op.scalar is None:
+            raise CompileError(f"{op.name} node '{node.name}' (created at {node.source}) cannot be lowered in a "
+                               f"{self.kernel.kind} kernel")
+        args = [self.operand(node, i, scope) for i in range(len(node.inputs))]
+        return substitute(op.scalar(*(Input(i, a.dtype) for i, a in enumerate(args)), **node.attrs), args)
+
+    def _reordered(self, node: Node, scope: Scope) -> Load:
+        """A transpose or reshape of a buffer, read at the scope's index."""
+        source = self.memory[node.inputs[0]]
+        here = self.maps[node]
+        out_index = [ir.const(0) if a is None else scope.index[a] for a in here]
+        if node.op is shape.TRANSPOSE:
+            perm = node.attrs["perm"]
+            index = [out_index[perm.index(d)] for d in range(len(perm))]
+            return source.load(index)
+        out_shape = self.shapes[node.outputs[0]]
+        return source.load_flat(ir.flat_index(out_index, ir.row_major_strides(out_shape)))
+
+
+def substitute(expr: Expr, args: list[Expr]) -> Expr:
+    """``expr`` (a scalar-IR expression over ``Input``s) with operand i replaced by ``args[i]``."""
+    memo: dict[Expr, Expr] = {}
+
+    def visit(e: Expr) -> Expr:
+        if e in memo:
+            return memo[e]
+        if isinstance(e, Input):
+            result = args[e.index]
+        elif isinstance(e, Call):
+            result = Call(e.primitive, tuple(visit(a) for a in e.args), e.to)
+        else:
+            result = e
+        memo[e] = result
+        return result
+
+    return visit(expr)
+
