@@ -1,10 +1,13 @@
 """Backends turn a run plan into something that executes it.
 
 A backend module provides ``compile(plan) -> executable``; the executable's
-``run(feeds, variables, run_count, monitor=None) -> (fetched values, {variable node: new value})`` must
-not modify ``feeds`` or ``variables`` (the Session commits updates). When the Session profiles or checks
-numerics it passes a ``monitor``: the backend calls ``monitor.node_done(node, outputs, seconds)`` after each
-value it computes (a compiled backend: per kernel output); without one, it runs with no per-node cost.
+``run(feeds, variables, run_count, monitor=None) -> (fetched values, {variable node: new value})`` returns
+fetched arrays the caller owns (never views of feeds or variables). It must not modify ``feeds``; a compiled
+backend writes variable updates into the ``variables`` arrays in place and returns no update for them,
+except under a monitor, where it works on copies and returns the new values for the Session to commit.
+When the Session profiles or checks numerics it passes a ``monitor``: the backend calls
+``monitor.node_done(node, outputs, seconds)`` after each value it computes (a compiled backend: per kernel
+output); without one, it runs with no per-node cost.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from types import ModuleType
 
 from graphc.errors import CompileError
 
-DEFAULT_BACKEND = "numpy"  # becomes "llvm" once the LLVM backend lands
-_MODULES = {"numpy": "graphc.backends.numpy"}
+DEFAULT_BACKEND = "llvm"
+_MODULES = {"numpy": "graphc.backends.numpy", "llvm": "graphc.backends.llvm"}
 # the numpy backend is the oracle: by default it runs graphs exactly as the user built them
-DEFAULT_OPTIMIZE = {"numpy": 0}
+DEFAULT_OPTIMIZE = {"numpy": 0, "llvm": 2}
 
 
 def get_backend(name: str) -> ModuleType:

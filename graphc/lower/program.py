@@ -145,7 +145,7 @@ class _Builder:
                 memory[t] = Operand(t, Buffer(f"shape_of_{t.name}", t.dtype, shape, "shape-only"), shape)
         outputs = self._kernel_outputs(kernel)
         body = self._body(ctx, kernel, memory, outputs)
-        return LoopKernel(f"k{kernel.id}", tuple(body), kernel, tuple(outputs.items()))
+        return LoopKernel(f"k{kernel.id}", tuple(body), kernel, tuple((t, o.buffer) for t, o in outputs.items()))
 
     def _body(self, ctx: LowerContext, kernel: Kernel, memory: dict[Tensor, Operand],
               outputs: dict[Tensor, Operand]) -> list[Stmt]:

@@ -101,7 +101,7 @@ def _getitem_infer(x: TensorType, *, key: tuple) -> TensorType:
         if axis >= x.rank:
             raise ShapeError(f"too many indices for a tensor of rank {x.rank}")
         dim = x.shape[axis]
-        if entry[0] == "index" and dim is not None and not 0 <= entry[1] < dim:
+        if entry[0] == "index" and dim is not None and not -dim <= entry[1] < dim:  # unnormalized when built on None
             raise ShapeError(f"index {entry[1]} is out of range for axis {axis} of size {dim}")
         if entry[0] == "slice":
             shape.append(None if dim is None else len(range(*builtins.slice(*entry[1:]).indices(dim))))

@@ -38,7 +38,7 @@ class Verifier:
         needed = make_plan(graph, list(targets), frozenset(n for n in graph.nodes if n.op is PLACEHOLDER))
         given = feeds or {}
         self.feeds = {n: given[n] if n in given else _random(n, rng) for n in needed.schedule if n.op is PLACEHOLDER}
-        with Session(graph, optimize=0) as session:
+        with Session(graph, backend="numpy", optimize=0) as session:
             values = session.run([n.outputs[0] for n in needed.variables]) if needed.variables else []
         self.variables = dict(zip(needed.variables, values))
         self.plan = make_plan(graph, list(targets), frozenset(self.feeds))

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from graphc.backends import DEFAULT_BACKEND, DEFAULT_OPTIMIZE, get_backend
-from graphc.errors import ArgumentError, GraphcError
+from graphc.errors import ArgumentError, GraphcError, NumericsError
 from graphc.graph.graph import Graph, get_default_graph
 from graphc.graph.node import Node, Tensor
 from graphc.passes.pipeline import optimize as optimize_graph
+from graphc.runtime.compile_log import log_compile
 from graphc.runtime.feeds import check_feeds
 from graphc.runtime.fetches import flatten_fetches
 from graphc.runtime.numerics import NumericsChecker, check_numerics_requested
@@ -96,32 +97,60 @@ class Session:
             values, updates = executable.run(feeds, self._values, self._run_count)
         else:
             values, updates = observed.run(executable, feeds, self._values, self._run_count)
-        # copy fetches before committing: a fetched variable must show its value from before the run
-        fetched = [None if v is None else np.array(v) for v in values]
-        self._commit(updates)
-        return fetched
+        self._commit(updates)  # fetched arrays are copies already: a fetched variable shows its value before the run
+        return values
 
     def _executable(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray]) -> Any:
         fed = frozenset(feeds)
         key = (targets, fed)
         if key not in self._executables:
+            reason = self._compile_reason(targets, fed)
             plan = make_plan(self.graph, targets, fed)  # checks feeds and updates on the user's graph
+            started = time.perf_counter()
             if self.optimize > 0:
                 # verify mode (GRAPHC_VERIFY=1) checks every pass on this first run's own feeds
                 first_feeds = {n.outputs[0]: value for n, value in feeds.items()}
                 optimized = optimize_graph(targets, level=self.optimize, feed_dict=first_feeds)
+                optimizing = time.perf_counter() - started
                 self._executables[key] = OptimizedExecutable(plan, optimized, self._backend)
             else:
+                optimizing = 0.0
                 self._executables[key] = self._backend.compile(plan)
+            log_compile(self._executables[key], targets, reason, optimizing)
         return self._executables[key]
+
+    def _compile_reason(self, targets: tuple, fed: frozenset) -> str:
+        """Why a run signature needs a new executable (what GRAPHC_LOG=compile prints)."""
+        if not self._executables:
+            return "first use"
+        if any(known_fed == fed for _, known_fed in self._executables):
+            return "new fetches"
+        if any(known == targets for known, _ in self._executables):
+            return "new set of fed placeholders"
+        return "new fetches and fed placeholders"
+
+    def compiled(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Any:
+        """The compiled form of running ``fetches`` with ``feed_dict``'s placeholders fed (compiled now if it
+        was not yet): on the llvm backend, with ``partition`` (the kernels), ``program`` and ``loops`` (the
+        loop nests), ``llvm_ir`` (optimized for this CPU) and ``report`` (compile times, disk cache)."""
+        if self._closed:
+            raise GraphcError("this Session is closed")
+        targets, _ = flatten_fetches(self.graph, fetches)
+        executable = self._executable(tuple(targets), check_feeds(self.graph, feed_dict))
+        inner = executable.inner if isinstance(executable, OptimizedExecutable) else executable
+        if not hasattr(inner, "llvm_ir"):
+            raise ArgumentError(f"the {self.backend_name} backend compiles nothing; sess.compiled needs a compiled "
+                                "backend such as 'llvm'")
+        return inner
 
     def _initialize(self, variables: tuple[Node, ...]) -> None:
         """Give each variable that has no value yet its initial value, evaluated as part of the current run
         (same run count), so initializing does not shift the random draws the user's runs see."""
-        for node in variables:
-            if node not in self._values:
-                (initial,) = self._execute((self.graph.initializers[node],), {})
-                self._values[node] = np.array(initial, dtype=node.types[0].dtype)
+        missing = [node for node in variables if node not in self._values]
+        if missing:  # one run for all of them: one compilation, not one per variable
+            initial = self._execute(tuple(self.graph.initializers[node] for node in missing), {})
+            for node, value in zip(missing, initial):
+                self._values[node] = np.array(value, dtype=node.types[0].dtype)
 
     def _commit(self, updates: dict[Node, np.ndarray]) -> None:
         # every new value was computed before any is written: a failed run leaves all variables untouched
@@ -152,9 +181,25 @@ class _Observed:
             monitors.append(NumericsChecker(optimized.origin if optimized else None, self._optimize))
         monitor = monitors[0] if len(monitors) == 1 else MonitorGroup(monitors)
         started = time.perf_counter()
-        result = executable.run(feeds, variables, run_count, monitor=monitor)
+        try:
+            result = executable.run(feeds, variables, run_count, monitor=monitor)
+        except NumericsError as error:
+            if self._backend == "numpy":
+                raise
+            raise self._located(executable, feeds, variables, run_count) or error from None
         self._wall = time.perf_counter() - started
         return result
+
+    @staticmethod
+    def _located(executable: Any, feeds: dict, variables: dict, run_count: int) -> NumericsError | None:
+        """A compiled backend sees kernel outputs only (a NaN made inside a fused kernel shows up where the
+        kernel stores): the same run on the numpy reference, node by node, names the op that made it."""
+        try:
+            get_backend("numpy").compile(executable.plan).run(feeds, variables, run_count,
+                                                              monitor=NumericsChecker(None, 0))
+        except NumericsError as error:
+            return error
+        return None
 
     def profile(self) -> Profile:
         return self._profiler.profile(self._wall)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.ops import scalar as sc
 from graphc.ops.registry import OpDef, apply
 
 
@@ -44,8 +45,9 @@ def test_a_non_scalar_output_is_checked_through_its_whole_vjp(rng):
 
 
 def _wrong_sin():
-    """sin with a vjp that is off by a factor of 2: a rule with a deliberate mistake, not registered."""
-    return OpDef("wrong_sin", "test", lambda x: x, np.sin,
+    """sin with a vjp that is off by a factor of 2: a rule with a deliberate mistake, not registered (its scalar
+    expression lets it compile like any elementwise op)."""
+    return OpDef("wrong_sin", "test", lambda x: x, np.sin, elementwise=True, scalar=sc.sin,
                  vjp=lambda node, cotangent: (2 * cotangent * gc.cos(node.inputs[0]),))
 
 
@@ -70,7 +72,7 @@ def test_a_wrong_gradient_makes_ok_false_and_is_reported(rng):
 
 def test_a_vjp_only_right_for_a_cotangent_of_ones_is_caught():
     """ys are weighted by random w: a rule that only works when the cotangent is all ones fails."""
-    doubling = OpDef("lazy_double", "test", lambda x: x, lambda x: 2 * x,
+    doubling = OpDef("lazy_double", "test", lambda x: x, lambda x: 2 * x, elementwise=True, scalar=lambda x: 2 * x,
                      vjp=lambda node, cotangent: (2 * gc.reduce_mean(cotangent) * gc.ones_like(cotangent),))
     g = gc.Graph()
     with g.as_default():
@@ -83,7 +85,7 @@ def test_a_vjp_only_right_for_a_cotangent_of_ones_is_caught():
 
 
 def test_nan_gradients_fail_instead_of_raising():
-    nan_vjp = OpDef("nan_grad", "test", lambda x: x, np.exp,
+    nan_vjp = OpDef("nan_grad", "test", lambda x: x, np.exp, elementwise=True, scalar=sc.exp,
                     vjp=lambda node, cotangent: (cotangent * (gc.zeros_like(cotangent) / 0.0),))
     g = gc.Graph()
     with g.as_default():

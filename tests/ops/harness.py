@@ -44,7 +44,8 @@ def default_rtol(dtype: np.dtype) -> float:
     return {"float32": 2e-6, "float64": 1e-12}.get(np.dtype(dtype).name, 0.0)
 
 
-def check_case(case: OpCase, rng: np.random.Generator) -> None:
+def check_case(case: OpCase, rng: np.random.Generator, backend: str = "numpy", strided: bool = False) -> None:
+    """Run ``case`` on ``backend``; ``strided`` feeds every input as a non-contiguous view of a larger array."""
     arrays = [np.asarray(a) for a in case.make_inputs(rng)]
     expected = [np.asarray(e) for e in _as_tuple(case.expected(*[a.copy() for a in arrays]))]
     variants = [False, True] if case.unknown_dims else [False]
@@ -63,8 +64,9 @@ def check_case(case: OpCase, rng: np.random.Generator) -> None:
             if not unknown:
                 assert None not in out.shape, f"{case.id}: shape {out.shape} should be fully known"
         before = [a.copy() for a in arrays]
-        with gc.Session(graph, backend="numpy") as sess:
-            got = sess.run(list(outputs), dict(zip(placeholders, arrays)))
+        fed = [_strided(a) for a in arrays] if strided else arrays
+        with gc.Session(graph, backend=backend) as sess:
+            got = sess.run(list(outputs), dict(zip(placeholders, fed)))
         for a, b in zip(arrays, before):
             np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: an input array was modified")
         for value, want in zip(got, expected):
@@ -73,6 +75,16 @@ def check_case(case: OpCase, rng: np.random.Generator) -> None:
             rtol = case.rtol if case.rtol is not None else default_rtol(want.dtype)
             np.testing.assert_allclose(value, want, rtol=rtol, atol=case.atol, equal_nan=True,
                                        err_msg=f"{case.id} (unknown dims: {unknown})")
+
+
+def _strided(a: np.ndarray) -> np.ndarray:
+    """The same values, as a view with every stride doubled (and reversed order undone): not contiguous."""
+    if a.ndim == 0:
+        return a
+    wide = np.zeros(tuple(2 * d for d in a.shape), dtype=a.dtype)
+    view = wide[tuple(slice(None, None, 2) for _ in a.shape)]
+    view[...] = a
+    return view
 
 
 def uniform(rng: np.random.Generator, shape: tuple, dtype: str = "float32", low: float = -2.0,

@@ -40,7 +40,8 @@ class Interpreter:
             else:
                 self._run_monitored(results, feeds, variables, run_count, monitor)
         updates = {node.inputs[0].node: results[node][0] for node in self.plan.updates}
-        fetched = [results[t.node][t.index] if not isinstance(t, Node) else None for t in self.plan.targets]
+        # fetched arrays are the caller's own: copies, never views of feeds, variables or constants
+        fetched = [np.array(results[t.node][t.index]) if not isinstance(t, Node) else None for t in self.plan.targets]
         return fetched, updates
 
     def _run_monitored(self, results: dict, feeds: dict, variables: dict, run_count: int, monitor: Any) -> None:

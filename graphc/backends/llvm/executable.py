@@ -1,0 +1,198 @@
+"""One compiled run signature of the LLVM backend: buffers in, one native call, fetches out.
+
+``run`` validates what native code cannot (the run-time sizes of every tensor, from the feeds' shapes, by
+the ops' own shape rules — cached per set of feed shapes), fills a table with one pointer per buffer (feeds,
+variables, constants, fresh arrays for the fetched outputs, and temporaries at their offsets in one arena
+planned for these sizes), and makes one call: every kernel and GEMM of forward pass, gradients and updates.
+Variables are updated in place. Under a monitor (profiling, check_numerics) the kernels are called one at a
+time instead, on copies of the variables, and the monitor sees every kernel's outputs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphc.errors import GraphcError, ShapeError
+from graphc.graph.node import Node, Tensor
+from graphc.lower.memory import plan_arena
+from graphc.lower.program import Lowered, lower
+from graphc.lower.shapes import ShapeResolver
+from graphc.ops import sources, state
+from graphc.passes.fusion import plan_kernels
+from graphc.runtime.plan import Plan
+
+KernelFunction = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
+
+
+@dataclass
+class CompileReport:
+    """How long each compilation stage took (seconds) and where the machine code came from."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+    cache: str = "off"
+
+    def __str__(self) -> str:
+        stages = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in self.stages.items())
+        return f"{stages}; disk cache: {self.cache}"
+
+
+@dataclass(eq=False)
+class _Sized:
+    """What depends on the run-time sizes only: dims, concrete shapes, the arena and the pointer table."""
+
+    dims: np.ndarray
+    shapes: dict[Tensor, tuple[int, ...]]
+    arena: np.ndarray
+    table: np.ndarray  # uint64 pointers, one per program buffer
+
+
+class LLVMExecutable:
+    """A plan compiled to native code (see the module docstring)."""
+
+    def __init__(self, plan: Plan, build_native: Any) -> None:
+        self.plan = plan
+        self.report = CompileReport()
+        started = time.perf_counter()
+        self.partition = plan_kernels(plan.graph, plan.targets)
+        fetched = [t for t in plan.targets if isinstance(t, Tensor) and t.node in self.partition.kernel_of
+                   and not self.partition.kernel_of[t.node].kind == "source"]
+        self.lowered: Lowered = lower(self.partition, fetched)
+        self.report.stages["lower"] = time.perf_counter() - started
+        self.native = build_native(self.lowered.program, self.report)
+        self._entry = KernelFunction(self.native.entry)
+        self._kernels = [KernelFunction(address) for address in self.native.kernels]
+        self._resolver = ShapeResolver(self.lowered.shapes)
+        buffers = self.lowered.program.buffers
+        self._index = {id(b): i for i, b in enumerate(buffers)}
+        self._feeds = [(self._index[id(b)], n) for n, b in self.lowered.feeds.items()]
+        self._variables = [(self._index[id(b)], n) for n, b in self.lowered.variables.items()]
+        self._outputs = [(self._index[id(b)], t, b.dtype) for t, b in self.lowered.outputs.items()]
+        self._constants = {self._index[id(b)]: _contiguous(b.value) for b in buffers if b.role == "constant"}
+        self._sized: dict[tuple, _Sized] = {}
+
+    # -- running -------------------------------------------------------------------------------------------
+    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
+            monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        feeds = {n: _contiguous(a) for n, a in feeds.items()}
+        sized = self._sized_for(feeds)
+        sized.dims[0] = run_count
+        table = sized.table
+        for i, node in self._feeds:
+            table[i] = feeds[node].ctypes.data
+        if monitor is not None:  # observed runs work on copies: a failed check must leave variables untouched
+            variables = {n: np.array(v) for n, v in variables.items()}
+        before = {t.node: np.array(variables[t.node]) for t in self.plan.targets
+                  if isinstance(t, Tensor) and t.node.op is state.VARIABLE}
+        for i, node in self._variables:
+            table[i] = _checked_variable(node, variables[node]).ctypes.data
+        outputs = {}
+        for i, tensor, dtype in self._outputs:
+            outputs[tensor] = array = np.empty(sized.shapes[tensor], dtype=dtype)
+            table[i] = array.ctypes.data
+        if monitor is None:
+            self._check(self._entry(table.ctypes.data, sized.dims.ctypes.data))
+        else:
+            self._run_monitored(sized, monitor)
+        values = [self._fetch(t, feeds, variables, before, outputs) for t in self.plan.targets]
+        updates = {n: variables[n] for n in self.lowered.updated} if monitor is not None else {}
+        return values, updates
+
+    def _run_monitored(self, sized: _Sized, monitor: Any) -> None:
+        clock = time.perf_counter
+        for function, kernel in zip(self._kernels, self.lowered.program.kernels):
+            started = clock()
+            self._check(function(sized.table.ctypes.data, sized.dims.ctypes.data))
+            seconds = clock() - started
+            for tensor, buffer in kernel.outputs:
+                address = int(sized.table[self._index[id(buffer)]])
+                monitor.node_done(tensor.node, (self._view(address, buffer.dtype, sized.shapes[tensor]),), seconds)
+                seconds = 0.0  # a kernel's time is counted once
+
+    @staticmethod
+    def _view(address: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+        count = int(np.prod(shape))
+        if count == 0:
+            return np.empty(shape, dtype)
+        raw = (ctypes.c_char * (count * np.dtype(dtype).itemsize)).from_address(address)
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+    def _check(self, code: int) -> None:
+        """A nonzero code: a ``Fail`` ran (an index out of range in the data): its message, as a ShapeError."""
+        if code:
+            raise ShapeError(self.lowered.program.failures[code - 1])
+
+    def _fetch(self, target: Tensor | Node, feeds: dict, variables: dict, before: dict, outputs: dict) -> Any:
+        if isinstance(target, Node):
+            return None
+        node = target.node
+        if target in outputs:
+            return outputs[target]
+        if node.op is sources.PLACEHOLDER:
+            return np.array(feeds[node])
+        if node.op is state.VARIABLE:
+            return before[node]
+        if node.op is sources.CONSTANT:
+            return np.array(node.attrs["value"])
+        if node.op.updates_variable:
+            return np.array(variables[node.inputs[0].node])
+        raise GraphcError(f"internal: fetched tensor {target.name} has no buffer")
+
+    def _sized_for(self, feeds: dict[Node, np.ndarray]) -> _Sized:
+        feed_shapes = {n: a.shape for n, a in feeds.items()}
+        key = tuple(feed_shapes.get(n, ()) for n in self.lowered.feeds)
+        sized = self._sized.get(key)
+        if sized is None:
+            dims = self._resolver.dims(feed_shapes, 0)
+            shapes = self._resolver.concrete(feed_shapes, 0)
+            self._check_extents(shapes)
+            temps = self.lowered.temps
+            offsets, total = plan_arena(temps, self.lowered.lifetimes, dims)
+            arena = np.empty(max(total, 1), dtype=np.uint8)
+            table = np.zeros(len(self.lowered.program.buffers), dtype=np.uint64)
+            for buffer, offset in zip(temps, offsets):
+                table[self._index[id(buffer)]] = arena.ctypes.data + offset
+            for i, constant in self._constants.items():
+                table[i] = constant.ctypes.data
+            sized = self._sized[key] = _Sized(dims, shapes, arena, table)
+        return sized
+
+
+    def _check_extents(self, shapes: dict[Tensor, tuple[int, ...]]) -> None:
+        """Every value a fused kernel stores spans the kernel's run-time extent along each axis it runs on (two
+        unknown sizes that broadcast at run time, 1 against n, cannot share one loop): checked before native
+        code writes anything."""
+        for kernel in self.partition.launched():
+            if kernel.kind not in ("elementwise", "reduction", "matmul"):
+                continue
+            root = kernel.root
+            extent = shapes[root.inputs[0] if kernel.kind == "reduction" else root.outputs[0]]
+            for tensor in kernel.outputs:
+                place = kernel.index_maps.get(tensor.node)
+                sizes = shapes[tensor]
+                if place is None or all(a is None or sizes[j] == extent[a] for j, a in enumerate(place)):
+                    continue
+                raise ShapeError(f"{tensor.node.describe()} has run-time shape {list(sizes)}, but the fused kernel "
+                                 f"computing it runs over {list(extent)}: unknown (None) sizes broadcast against each "
+                                 "other at run time here; give the size-1 dimension a static size of 1")
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """``array`` in C order (copied only if it is not; np.ascontiguousarray would make a 0-d array 1-d)."""
+    array = np.asarray(array)
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+
+
+def _checked_variable(node: Node, value: np.ndarray) -> np.ndarray:
+    """The Session's buffer of a variable, which native code writes in place: it must be exactly as declared."""
+    expected = node.types[0]
+    if value.dtype != np.dtype(expected.dtype) or value.shape != expected.shape or not value.flags.c_contiguous:
+        raise GraphcError(f"internal: variable '{node.name}' holds {value.dtype}{list(value.shape)}, declared "
+                          f"{expected}")
+    if not value.flags.writeable:
+        raise GraphcError(f"internal: variable '{node.name}' is read-only")
+    return value
