@@ -19,9 +19,12 @@ and a reshape by the flat row-major position in its output.
 
 from __future__ import annotations
 
+import functools
 from collections import ChainMap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from graphc.errors import CompileError
 from graphc.graph.node import Node, Tensor
@@ -29,12 +32,12 @@ from graphc.lower import ir
 from graphc.lower.context import LowerContext, Operand
 from graphc.lower.ir import Declare, Dim, Expr, Index, Load, Local, Stmt, Store
 from graphc.lower.shapes import SymbolicShapes
-from graphc.ops import broadcast, scalar, shape, state
+from graphc.ops import broadcast, reduce, scalar, shape, state
 from graphc.ops.scalar import Call, Const, Input
 from graphc.passes.fusion import ROW_LABELS, broadcast_map, role
 from graphc.passes.partition import Kernel, Kind
 
-_PASS_THROUGH = {shape.EXPAND_DIMS, shape.SQUEEZE, shape.BROADCAST_TO, broadcast.BROADCAST_LIKE}
+_PASS_THROUGH = {shape.EXPAND_DIMS, shape.SQUEEZE, shape.BROADCAST_TO, broadcast.BROADCAST_LIKE, broadcast.MATCH_SHAPE}
 _REORDERS = {shape.TRANSPOSE, shape.RESHAPE, shape.RESHAPE_LIKE}
 
 
@@ -62,8 +65,11 @@ class FusedLowering:
     (a matmul's product in its epilogue)."""
 
     def __init__(self, ctx: LowerContext, kernel: Kernel, shapes: SymbolicShapes, memory: Mapping[Tensor, Operand],
-                 outputs: Mapping[Tensor, Operand], stored: Mapping[Node, Operand] | None = None) -> None:
+                 outputs: Mapping[Tensor, Operand], stored: Mapping[Node, Operand] | None = None,
+                 scratch: Callable[[str, tuple[Expr, ...]], ir.Buffer] | None = None) -> None:
+        """``scratch(dtype, shape)`` gives a temporary buffer private to the kernel (for accumulators)."""
         self.ctx, self.kernel, self.shapes = ctx, kernel, shapes
+        self.scratch = scratch
         self.memory, self.outputs, self.stored = memory, outputs, dict(stored or {})
         self.maps = kernel.index_maps
         self.nodes = [n for n in kernel.nodes if self.maps.get(n) is not None]
@@ -86,8 +92,103 @@ class FusedLowering:
         return list(sizes)
 
     def lower(self) -> list[Stmt]:
+        """The kernel's statements. When an operand's unknown size might be 1 where the kernel's is larger
+        (broadcast at run time), its stride is chosen at run time, which keeps loops from vectorizing; so the
+        kernel comes in two versions: one for the usual case, every such size equal to the kernel's, with
+        plain strides, and the general one, chosen between by one test before the loops."""
+        self._broadcasts: list[tuple[Expr, Expr]] = []
+        self._plain_strides = False
+        general = self._body()
+        if not self._broadcasts:
+            return general
+        checks = list(dict.fromkeys(self._broadcasts))
+        self._plain_strides = True
+        usual = self._body()
+        condition = functools.reduce(scalar.logical_and, [scalar.eq(size, extent) for size, extent in checks])
+        return [ir.If(condition, tuple(usual), tuple(general))]
+
+    def _body(self) -> list[Stmt]:
+        if self.scratch is not None and self._columnar():
+            return self._column_body()
         return list(ir.loop_nest(self.ctx.names, [self.extent[a] for a in self.kept], self._row_body,
                                  parallel=True))
+
+    # -- reductions along a column: accumulate whole rows at a time ---------------------------------------
+    def _columnar(self) -> bool:
+        """Whether to reduce column-wise: the innermost axis is kept (so a row loop would read with a stride
+        and vectorize badly: a bias gradient sums a [batch, n] value over the batch), every reduction is one
+        fold, and nothing the folds read, nor any full-shape output, depends on a reduction of this kernel."""
+        if not self.reduced or self.rank - 1 in self.reduced:
+            return False
+        reductions = [n for n in self.nodes if role(n) == Kind.REDUCTION]
+        if not all(fold(n) is not None for n in reductions):
+            return False
+        full_outputs = [t.node for t in self.outputs if self.is_full(t.node)]
+        return not any(self._after_reduction(n) for n in [*full_outputs, *(r.inputs[0].node for r in reductions)])
+
+    def _after_reduction(self, node: Node) -> bool:
+        stack, seen = [node], set()
+        while stack:
+            current = stack.pop()
+            if current in seen or current not in self.inside:
+                continue
+            seen.add(current)
+            if role(current) == Kind.REDUCTION:
+                return True
+            stack += [t.node for t in current.inputs]
+        return False
+
+    def _column_body(self) -> list[Stmt]:
+        """Accumulators (one scratch row per reduction) set to their initial value, then the reduced axes
+        outermost and the kept axes innermost (contiguous, vectorized) folding each element in, then the
+        row values and outputs per kept index."""
+        kept_extents = [self.extent[a] for a in self.kept]
+        reductions = [n for n in self.nodes if role(n) == Kind.REDUCTION]
+        accumulators = {r: self.scratch(r.outputs[0].dtype, tuple(kept_extents)) for r in reductions}
+        strides = ir.row_major_strides(kept_extents)
+
+        def row_offset(index: dict[int, Expr]) -> Expr:
+            return ir.flat_index([index[a] for a in self.kept], strides)
+
+        def initialize(indices: tuple[Index, ...]) -> list[Stmt]:
+            at = row_offset(dict(zip(self.kept, indices)))
+            return [Store(acc, at, fold(r).initial) for r, acc in accumulators.items()]
+
+        def element(scope: Scope) -> list[Stmt]:
+            at = row_offset(scope.index)
+            statements = []
+            for r, acc in accumulators.items():
+                value = scalar.cast(self.operand(r, 0, scope), acc.dtype)
+                statements.append(Store(acc, at, fold(r).combine(Load(acc, at), value)))
+            for tensor, operand in self.outputs.items():
+                if self.is_full(tensor.node):
+                    statements.append(self._store(tensor, operand, scope))
+            return statements
+
+        def accumulate(outer: tuple[Index, ...]) -> list[Stmt]:
+            def inner(indices: tuple[Index, ...]) -> list[Stmt]:
+                scope = Scope({}, []).inner({**dict(zip(self.reduced, outer)), **dict(zip(self.kept, indices))})
+                statements = element(scope)
+                return scope.statements + statements
+            return list(ir.loop_nest(self.ctx.names, kept_extents, inner))
+
+        def finish(indices: tuple[Index, ...]) -> list[Stmt]:
+            row = Scope(dict(zip(self.kept, indices)), [])
+            at = row_offset(row.index)
+            for r, acc in accumulators.items():
+                row.values[r] = self._bind(fold(r).finish(Load(acc, at), self._count(r.outputs[0].dtype)), row, r)
+            for node in self.nodes:
+                if node not in row.values and not self.is_full(node):
+                    row.values[node] = self._bind(self._compute(node, row), row, node)
+            row.statements += [self._store(t, o, row) for t, o in self.outputs.items() if not self.is_full(t.node)]
+            return row.statements
+
+        return [*ir.loop_nest(self.ctx.names, kept_extents, initialize, parallel=True),
+                *ir.loop_nest(self.ctx.names, [self.extent[a] for a in self.reduced], accumulate),
+                *ir.loop_nest(self.ctx.names, kept_extents, finish, parallel=True)]
+
+    def _count(self, dtype: str) -> Expr:
+        return scalar.cast(ir.product(self.extent[a] for a in self.reduced), dtype)
 
     def _row_body(self, indices: tuple[Index, ...]) -> list[Stmt]:
         row = Scope(dict(zip(self.kept, indices)), [])
@@ -178,8 +279,10 @@ class FusedLowering:
         for size, stride, axis in zip(operand.shape, operand.strides, place, strict=True):
             if axis is None or ir.static_value(size) == 1:
                 continue
-            if ir.static_value(size) is None and size != self.extent[axis]:
-                stride = scalar.select(scalar.eq(size, ir.const(1)), ir.const(0), stride)  # broadcast at run time
+            if ir.static_value(size) is None and size != self.extent[axis]:  # may broadcast at run time
+                self._broadcasts.append((size, self.extent[axis]))
+                if not self._plain_strides:
+                    stride = scalar.select(scalar.eq(size, ir.const(1)), ir.const(0), stride)
             offset = ir.add(offset, ir.mul(scope.index[axis], stride))
         return Load(operand.buffer, offset)
 
@@ -216,6 +319,35 @@ class FusedLowering:
             return source.load(index)
         out_shape = self.shapes[node.outputs[0]]
         return source.load_flat(ir.flat_index(out_index, ir.row_major_strides(out_shape)))
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A reduction done as one pass: acc = initial; acc = combine(acc, x) per element; finish(acc, count)."""
+
+    initial: Const
+    combine: Callable[[Expr, Expr], Expr]
+    finish: Callable[[Expr, Expr], Expr]
+
+
+def fold(node: Node) -> Fold | None:
+    """The one-pass fold of a reduction node (None for the nn row ops, logsumexp, argmax, ...)."""
+    dtype = node.outputs[0].dtype
+    same = lambda acc, count: acc  # noqa: E731 - a table of small lambdas reads best
+    if node.op in (reduce.SUM, broadcast.SUM_TO):
+        return Fold(Const(0, dtype), scalar.add, same)
+    if node.op is reduce.MEAN:
+        return Fold(Const(0, dtype), scalar.add, lambda acc, count: acc / count)
+    if node.op is reduce.PROD:
+        return Fold(Const(1, dtype), scalar.mul, same)
+    if node.op in (reduce.MAX, reduce.MIN):
+        highest = node.op is reduce.MIN
+        if dtype == "bool":
+            return Fold(Const(highest, dtype), scalar.logical_and if highest else scalar.logical_or, same)
+        limit = np.inf if dtype.startswith("float") else (np.iinfo(dtype).max if highest else np.iinfo(dtype).min)
+        return Fold(Const(limit if highest or not dtype.startswith("float") else -limit, dtype),
+                    scalar.minimum if highest else scalar.maximum, same)
+    return None
 
 
 def substitute(expr: Expr, args: list[Expr]) -> Expr:

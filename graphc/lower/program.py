@@ -48,8 +48,9 @@ _PREFIX = {"feed": "in", "variable": "var", "constant": "const", "output": "out"
 
 
 class _Builder:
-    def __init__(self, partition: Partition, fetched: Sequence[Tensor]) -> None:
+    def __init__(self, partition: Partition, fetched: Sequence[Tensor], in_place_after: int = -1) -> None:
         self.partition = partition
+        self.in_place_after = in_place_after  # updates of kernels up to this position go through commits
         self.fetched = set(fetched)
         self.shapes = SymbolicShapes(partition.kernel_of)
         self.launched = partition.launched()
@@ -111,9 +112,20 @@ class _Builder:
         self.temps.append(operand.buffer)
         return operand
 
+    def _scratch(self, kernel: Kernel, dtype: str, shape: tuple[ir.Expr, ...]) -> Buffer:
+        """A temporary that lives within ``kernel`` only (a reduction's accumulators)."""
+        buffer = Buffer(f"{_PREFIX['temp']}{len(self.buffers)}", dtype, shape, "temp")
+        self.buffers.append(buffer)
+        position = self.position[kernel.id]
+        self.lifetimes[buffer] = (position, position)
+        self.temps.append(buffer)
+        return buffer
+
     def _in_place(self, kernel: Kernel, update: Node, variable: Node) -> bool:
         """Whether ``update`` may store straight into ``variable``'s buffer (see the module docstring)."""
         old = variable.outputs[0]
+        if self.position[kernel.id] <= self.in_place_after:
+            return False
         if any(old in k.inputs for k in self.launched[self.position[kernel.id] + 1:]):
             return False
         if kernel.kind not in (Kind.ELEMENTWISE, Kind.MATMUL) or update.outputs[0].shape != old.shape:
@@ -150,7 +162,8 @@ class _Builder:
     def _body(self, ctx: LowerContext, kernel: Kernel, memory: dict[Tensor, Operand],
               outputs: dict[Tensor, Operand]) -> list[Stmt]:
         if kernel.kind in (Kind.ELEMENTWISE, Kind.REDUCTION):
-            return FusedLowering(ctx, kernel, self.shapes, memory, outputs).lower()
+            return FusedLowering(ctx, kernel, self.shapes, memory, outputs,
+                                 scratch=lambda dtype, shape: self._scratch(kernel, dtype, shape)).lower()
         if kernel.kind == Kind.MATMUL:
             product = kernel.root.outputs[0]
             scratch = outputs.get(product) or self._temp(product, kernel)
@@ -169,5 +182,18 @@ def _copy(source: Buffer, target: Buffer, size: ir.Expr) -> tuple[Stmt, ...]:
 
 
 def lower(partition: Partition, fetched: Sequence[Tensor]) -> Lowered:
-    """Lower every launched kernel of ``partition``; ``fetched`` are the tensors the run returns."""
-    return _Builder(partition, fetched).build()
+    """Lower every launched kernel of ``partition``; ``fetched`` are the tensors the run returns.
+
+    A run that fails (a ``Fail``: an index out of range in the data) must leave the variables as they were,
+    so no kernel before the last one that can fail updates a variable in place: those updates are lowered
+    again to go through commits at the end of the program.
+    """
+    lowered = _Builder(partition, fetched).build()
+    kernels = lowered.program.kernels
+    can_fail = [p for p, k in enumerate(kernels) if any(isinstance(s, ir.Fail) for s in ir.walk_statements(k.body))]
+    variables = set(lowered.variables.values())
+    updates_in_place = [p for p, k in enumerate(kernels) if k.origin is not None
+                        and any(b in variables for _, b in k.outputs)]
+    if can_fail and updates_in_place and min(updates_in_place) < max(can_fail):
+        lowered = _Builder(partition, fetched, in_place_after=max(can_fail)).build()
+    return lowered

@@ -17,7 +17,7 @@ import numpy as np
 from graphc.errors import CompileError
 from graphc.graph.node import Node
 from graphc.lower import ir
-from graphc.lower.fused import FullValue, FusedLowering, Scope
+from graphc.lower.fused import FullValue, FusedLowering, Scope, fold
 from graphc.lower.ir import Assign, Declare, Expr, If, Local
 from graphc.ops import broadcast, nn, reduce, scalar
 from graphc.ops.scalar import Const
@@ -54,14 +54,8 @@ class Row:
         return self.fold(scalar.add, Const(0, dtype), value)
 
     def max(self, value: FullValue, dtype: str) -> Local:
-        if dtype == "bool":
-            return self.fold(scalar.logical_or, Const(False, dtype), value)
-        return self.fold(scalar.maximum, Const(_lowest(dtype), dtype), value)
-
-    def min(self, value: FullValue, dtype: str) -> Local:
-        if dtype == "bool":
-            return self.fold(scalar.logical_and, Const(True, dtype), value)
-        return self.fold(scalar.minimum, Const(_highest(dtype), dtype), value)
+        """The row's maximum of a float value (NaN if any element is NaN)."""
+        return self.fold(scalar.maximum, Const(-np.inf, dtype), value)
 
     def count(self, dtype: str) -> Expr:
         """The number of elements in a row, as ``dtype``."""
@@ -105,16 +99,12 @@ def _is_nan(x: Expr) -> Expr:
 
 
 # -- the algorithms -------------------------------------------------------------------------------------
-def _sum(r: Row) -> Expr:
-    return r.sum(r.input(), r.dtype)
-
-
-def _mean(r: Row) -> Expr:
-    return r.sum(r.input(), r.dtype) / r.count(r.dtype)
-
-
-def _prod(r: Row) -> Expr:
-    return r.fold(scalar.mul, Const(1, r.dtype), r.input())
+def _folded(r: Row) -> Expr:
+    """A one-pass reduction (sum, mean, prod, max, min, sum_to): its fold over the row."""
+    steps = fold(r.node)
+    total = r.accumulate(steps.initial, lambda acc, scope: [
+        Assign(acc, steps.combine(acc, scalar.cast(r.input()(scope), acc.dtype)), reassociate=True)])
+    return steps.finish(total, r.count(r.dtype))
 
 
 def _logsumexp(r: Row) -> Expr:
@@ -204,10 +194,8 @@ def _hinge(r: Row) -> Expr:
 
 
 ALGORITHMS: dict = {
-    reduce.SUM: _sum, reduce.MEAN: _mean, reduce.PROD: _prod, reduce.LOGSUMEXP: _logsumexp,
-    reduce.MAX: lambda r: r.max(r.input(), r.dtype), reduce.MIN: lambda r: r.min(r.input(), r.dtype),
-    reduce.ARGMAX: _arg(scalar.gt, _lowest), reduce.ARGMIN: _arg(scalar.lt, _highest),
-    broadcast.SUM_TO: _sum,
+    **dict.fromkeys((reduce.SUM, reduce.MEAN, reduce.PROD, reduce.MAX, reduce.MIN, broadcast.SUM_TO), _folded),
+    reduce.LOGSUMEXP: _logsumexp, reduce.ARGMAX: _arg(scalar.gt, _lowest), reduce.ARGMIN: _arg(scalar.lt, _highest),
     nn.SOFTMAX: _softmax, nn.LOG_SOFTMAX: _log_softmax, nn.SOFTMAX_CROSS_ENTROPY: _softmax_cross_entropy,
     nn.SPARSE_SOFTMAX_CROSS_ENTROPY: _sparse_softmax_cross_entropy,
     nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD: _sparse_softmax_cross_entropy_grad, nn.MSE: _mse, nn.HINGE: _hinge,
