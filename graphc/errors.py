@@ -15,6 +15,11 @@ class ShapeError(GraphcError, ValueError):
     """Shapes that do not broadcast, contract or fit an op's rule; a bad axis."""
 
 
+class AssumptionError(ShapeError):
+    """An optimized graph assumed two unknown (None) sizes equal, and a run's sizes broadcast one against the
+    other instead (1 against n). The Session catches it and runs a version compiled without the assumption."""
+
+
 class DTypeError(GraphcError, TypeError):
     """A dtype an op does not accept, or operands whose dtypes do not combine."""
 

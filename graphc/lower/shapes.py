@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from graphc.errors import GraphcError, ShapeError
+from graphc.errors import AssumptionError, GraphcError, ShapeError
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, format_shape
 from graphc.lower.context import RUN_COUNT_SLOT
@@ -87,8 +87,9 @@ class ShapeResolver:
                 inferred = node.op.infer(*types, **node.attrs)
             except GraphcError as error:
                 shown = ", ".join(f"{t.name}: {ty.dtype}{format_shape(ty.shape)}" for t, ty in zip(node.inputs, types))
-                raise ShapeError(f"{node.op.name} '{node.name}' (created at {node.source}) cannot run on the fed "
-                                 f"sizes ({shown}): {error}") from None
+                kind = AssumptionError if isinstance(error, AssumptionError) else ShapeError
+                raise kind(f"{node.op.name} '{node.name}' (created at {node.source}) cannot run on the fed sizes "
+                           f"({shown}): {error}") from None
             for t, ty in zip(node.outputs, inferred if isinstance(inferred, tuple) else (inferred,)):
                 known[t] = ty
         dims = np.zeros(len(self.shapes.slots), dtype=np.int64)

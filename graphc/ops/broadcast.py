@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from graphc.errors import ShapeError
+from graphc.errors import AssumptionError, ShapeError
 from graphc.graph.node import Tensor
 from graphc.graph.types import TensorType, broadcast_shapes, format_shape
 from graphc.ops.registry import OpDef, apply, register
 
-__all__ = ["broadcast_like", "sum_to"]
+__all__ = ["broadcast_like", "sum_to", "match_shape"]
 
 
 def _sum_to_infer(x: TensorType, like: TensorType) -> TensorType:
@@ -54,6 +54,30 @@ BROADCAST_LIKE = register(OpDef(
     vjp=lambda node, cotangent: (sum_to(cotangent, node.inputs[0]), None),
     jvp=lambda node, tangents: None if tangents[0] is None else broadcast_like(tangents[0], node.inputs[1]),
     doc="x broadcast to the run-time shape of like (the transpose of sum_to)."))
+
+
+def _match_shape_infer(x: TensorType, like: TensorType) -> TensorType:
+    if x.rank != like.rank or any(a is not None and b is not None and a != b for a, b in zip(x.shape, like.shape)):
+        raise AssumptionError(f"{format_shape(x.shape)} was assumed to have the shape of {format_shape(like.shape)}")
+    return TensorType(x.dtype, tuple(a if a is not None else b for a, b in zip(x.shape, like.shape)))
+
+
+def _match_shape_reference(x: np.ndarray, like: np.ndarray) -> np.ndarray:
+    _match_shape_infer(TensorType(x.dtype.name, x.shape), TensorType(like.dtype.name, like.shape))
+    return x
+
+
+MATCH_SHAPE = register(OpDef(
+    "match_shape", "broadcast", _match_shape_infer, _match_shape_reference,
+    vjp=lambda node, cotangent: (cotangent, None),
+    jvp=lambda node, tangents: tangents[0],
+    doc="x itself, asserting that its run-time shape is like's: what an optimized graph leaves of a sum_to or "
+        "broadcast_like between unknown sizes it assumes equal (AssumptionError at run time if they are not)."))
+
+
+def match_shape(x: Tensor, like: Tensor, name: str | None = None) -> Tensor:
+    """``x``, whose run-time shape must equal ``like``'s (an optimizer's assumption, checked at run time)."""
+    return apply(MATCH_SHAPE, [x, like], name)
 
 
 def sum_to(x: Tensor, like: Tensor, name: str | None = None) -> Tensor:

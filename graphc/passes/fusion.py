@@ -78,7 +78,7 @@ _ROW_OPS = {nn.SOFTMAX, nn.LOG_SOFTMAX, nn.SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFT
             nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD, nn.MSE, nn.HINGE}  # one nn op reduces one axis (default the last)
 _ROW_OUTPUTS = {nn.SOFTMAX, nn.LOG_SOFTMAX, nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD}  # output of the input's shape
 ROW_LABELS = {nn.SPARSE_SOFTMAX_CROSS_ENTROPY, nn.SPARSE_SOFTMAX_CROSS_ENTROPY_GRAD}  # input 1: one label a row
-_BROADCASTS = {shape.BROADCAST_TO, broadcast.BROADCAST_LIKE}
+_BROADCASTS = {shape.BROADCAST_TO, broadcast.BROADCAST_LIKE, broadcast.MATCH_SHAPE}
 _REORDERS = {shape.TRANSPOSE, shape.RESHAPE, shape.RESHAPE_LIKE}  # read their input in another order
 _VIEWS = _BROADCASTS | _REORDERS | {shape.EXPAND_DIMS, shape.SQUEEZE}
 

@@ -50,7 +50,7 @@ class Reason:
 # operands read only for their run-time shape: no data flows, so they neither force a value into memory nor
 # order kernels (a backend knows every run-time shape from the feeds' dims before it runs any kernel)
 _SHAPE_ONLY = {elementwise.ONES_LIKE: (0,), elementwise.ZEROS_LIKE: (0,), broadcast.BROADCAST_LIKE: (1,),
-               broadcast.SUM_TO: (1,), shape.RESHAPE_LIKE: (1,), linalg.EYE_LIKE: (0,),
+               broadcast.SUM_TO: (1,), broadcast.MATCH_SHAPE: (1,), shape.RESHAPE_LIKE: (1,), linalg.EYE_LIKE: (0,),
                indexing.GETITEM_GRAD: (1,)}
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from graphc.graph.dtypes import INTS
 from graphc.graph.node import Tensor
 from graphc.ops import elementwise as ew
-from graphc.ops.broadcast import BROADCAST_LIKE, SUM_TO, may_broadcast
+from graphc.ops.broadcast import BROADCAST_LIKE, SUM_TO, match_shape, may_broadcast
 from graphc.ops.reduce import SUM, reduce_sum
 from graphc.ops.shape import BROADCAST_TO, reshape, squeeze
 from graphc.ops.sources import constant
@@ -135,6 +135,21 @@ def _sum_to_axes(x: Tensor, like: Tensor) -> tuple[tuple[int, ...], tuple[int, .
     return tuple(range(lead)), tuple(summed)
 
 
+def _assume_equal(x: Tensor, like: Tensor) -> Tensor | None:
+    """sum_to/broadcast_like between shapes that differ only by unknown sizes → x, assuming those sizes equal.
+
+    ``x * y`` of two ``(None,)`` placeholders has gradients ``sum_to(g, x)``: at run time x may be 1 and y
+    n (summed) or both n (nothing to do). Assuming the common case keeps the gradient fused; ``match_shape``
+    checks the assumption when the sizes are known, and a run that breaks it (AssumptionError) makes the
+    Session use a version compiled without this rule.
+    """
+    if x.ndim != like.ndim or not any(a is None and b is None for a, b in zip(x.shape, like.shape)):
+        return None
+    if any(a != b for a, b in zip(x.shape, like.shape)):
+        return None
+    return match_shape(x, like)
+
+
 def _sum_to(x: Tensor, like: Tensor, node) -> Tensor | None:
     """sum_to with statically known axes → a plain reduce_sum (x itself when nothing is summed)."""
     if same_shape(x, like):
@@ -214,6 +229,8 @@ RULES = RuleTable("simplify", [
     Rule("mul_no_nan_nonzero_constant", Op(ew.MUL_NO_NAN, x, c), _mul_no_nan_constant),
     Rule("mul_no_nan_finite_partial", Op(ew.MUL_NO_NAN, c, y), _finite_partial),
     Rule("sum_to_reduce_sum", Op(SUM_TO, x, Var("like")), _sum_to),
+    Rule("assume_equal_unknown_dims", Op(SUM_TO, x, Var("like")), lambda x, like: _assume_equal(x, like)),
+    Rule("assume_equal_unknown_dims", Op(BROADCAST_LIKE, x, Var("like")), lambda x, like: _assume_equal(x, like)),
     Rule("sum_of_broadcast", Op(SUM, Op(BROADCAST_TO, x)), lambda x, node: _sum_of_broadcast(node)),
     Rule("sum_of_broadcast", Op(SUM, Op(BROADCAST_LIKE, x, y)), lambda x, y, node: _sum_of_broadcast(node)),
     Rule("sum_no_axes", Op(SUM, x, axis=()), lambda x, node: x if x.dtype == node.outputs[0].dtype else None),

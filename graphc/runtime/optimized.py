@@ -9,11 +9,13 @@ graph's nodes, and maps them back itself through ``optimized.origin`` and ``opti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from graphc.errors import AssumptionError
 from graphc.graph.node import Node
 from graphc.ops.state import VARIABLE
 from graphc.passes.pipeline import Optimized
@@ -21,11 +23,20 @@ from graphc.runtime.plan import Plan, make_plan
 
 
 class OptimizedExecutable:
-    """A backend executable of ``optimized``, called with the user's feeds and variables."""
+    """A backend executable of ``optimized``, called with the user's feeds and variables.
 
-    def __init__(self, plan: Plan, optimized: Optimized, backend: ModuleType) -> None:
+    ``general`` builds, when first needed, the executable of a version optimized without assuming unknown
+    sizes equal (graphc.passes.simplify ``assume_equal_unknown_dims``): runs whose sizes break the assumption
+    (an ``AssumptionError`` before any code runs) use it, and their feed shapes are remembered.
+    """
+
+    def __init__(self, plan: Plan, optimized: Optimized, backend: ModuleType,
+                 general: Callable[[], OptimizedExecutable] | None = None) -> None:
         self.plan = plan  # the user's plan: what is fed, which variables are read
         self.optimized = optimized
+        self._make_general = general
+        self._general: OptimizedExecutable | None = None
+        self._broken: set[tuple] = set()  # feed shapes that break the assumption
         self._to_user = optimized.sources()
         to_copy = {user: copy for copy, user in self._to_user.items()}
         self._fed = {user: to_copy[user] for user in plan.fed if user in to_copy}
@@ -35,6 +46,20 @@ class OptimizedExecutable:
 
     def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
             monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        if self._make_general is None:
+            return self._run(feeds, variables, run_count, monitor)
+        shapes = tuple(sorted((n.index, np.shape(a)) for n, a in feeds.items()))
+        if shapes not in self._broken:
+            try:
+                return self._run(feeds, variables, run_count, monitor)
+            except AssumptionError:
+                self._broken.add(shapes)
+        if self._general is None:
+            self._general = self._make_general()
+        return self._general.run(feeds, variables, run_count, monitor)
+
+    def _run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
+             monitor: Any) -> tuple[list[Any], dict[Node, np.ndarray]]:
         copied_feeds = {copy: feeds[user] for user, copy in self._fed.items()}
         copied_variables = {copy: variables[user] for copy, user in self._variables.items()}
         if monitor is None:

@@ -112,12 +112,22 @@ class Session:
                 first_feeds = {n.outputs[0]: value for n, value in feeds.items()}
                 optimized = optimize_graph(targets, level=self.optimize, feed_dict=first_feeds)
                 optimizing = time.perf_counter() - started
-                self._executables[key] = OptimizedExecutable(plan, optimized, self._backend)
+                self._executables[key] = OptimizedExecutable(plan, optimized, self._backend,
+                                                             general=lambda: self._general(plan, targets, first_feeds))
             else:
                 optimizing = 0.0
                 self._executables[key] = self._backend.compile(plan)
             log_compile(self._executables[key], targets, reason, optimizing)
         return self._executables[key]
+
+    def _general(self, plan: Any, targets: tuple, first_feeds: dict) -> OptimizedExecutable:
+        """The run signature compiled without assuming unknown sizes equal (a run's sizes broke that)."""
+        started = time.perf_counter()
+        optimized = optimize_graph(targets, level=self.optimize, feed_dict=first_feeds,
+                                   exclude=("assume_equal_unknown_dims",))
+        executable = OptimizedExecutable(plan, optimized, self._backend)
+        log_compile(executable, targets, "unknown sizes broadcast at run time", time.perf_counter() - started)
+        return executable
 
     def _compile_reason(self, targets: tuple, fed: frozenset) -> str:
         """Why a run signature needs a new executable (what GRAPHC_LOG=compile prints)."""

@@ -26,4 +26,8 @@ CASES = [
              lambda rng, a=a, b=b: [uniform(rng, b, "float64"), uniform(rng, a, "float32")],
              lambda x, like: np.broadcast_to(x, like.shape).copy(), f"{b}-to-{a}")
       for a, b in SUM_TO_PAIRS),
+    *(OpCase(broadcast.MATCH_SHAPE, broadcast.match_shape,
+             lambda rng, a=a: [uniform(rng, a, "float64"), uniform(rng, a, "float32")],
+             lambda x, like: x.copy(), f"{a}")
+      for a in [(3, 4), (), (0, 2)]),
 ]

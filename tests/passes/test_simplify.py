@@ -269,11 +269,17 @@ def test_sum_to_with_known_axes_is_a_reduce_sum(rng):
     assert_same_values([rows, kept], {x: rng.normal(size=(2, 4, 3)), b: np.zeros(3), c: np.zeros((1, 3))})
 
 
-def test_sum_to_an_unknown_size_is_kept():
+def test_sum_to_an_unknown_size_is_assumed_equal_and_checked(rng):
     x = gc.placeholder("float64", (None, 3), name="x")
     like = gc.placeholder("float64", (None, 3), name="like")  # 1 or not at run time
     out, fired = run(sum_to(x, like))
-    assert fired["sum_to_reduce_sum"] == 0 and out.node.op.name == "sum_to"
+    assert fired["sum_to_reduce_sum"] == 0 and fired["assume_equal_unknown_dims"] == 1
+    assert out.node.op.name == "match_shape" and out.shape == (None, 3)
+    assert_same_values([sum_to(x, like)], {x: rng.normal(size=(4, 3)), like: rng.normal(size=(4, 3))})
+    with gc.Session(out.graph, backend="numpy") as sess, pytest.raises(gc.errors.AssumptionError):
+        sess.run(out, {out.graph.get("x"): np.ones((4, 3)), out.graph.get("like"): np.ones((1, 3))})
+    kept, fired = run(sum_to(x, like), exclude=["assume_equal_unknown_dims"])
+    assert fired["assume_equal_unknown_dims"] == 0 and kept.node.op.name == "sum_to"
 
 
 def test_sum_to_the_same_run_time_shape_is_x(rng):

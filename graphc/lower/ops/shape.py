@@ -81,7 +81,7 @@ def _shape_mismatches(shape: Sequence[Expr], expected: Sequence[Expr]) -> list[E
 
 
 # -- flat copies: reshape, reshape_like, expand_dims, squeeze -----------------------------------------------
-@lowering(shape_ops.RESHAPE, shape_ops.RESHAPE_LIKE, shape_ops.EXPAND_DIMS)
+@lowering(shape_ops.RESHAPE, shape_ops.RESHAPE_LIKE, shape_ops.EXPAND_DIMS, broadcast.MATCH_SHAPE)
 def _reshape(ctx: LowerContext, node: Node, inputs: list[Operand], outputs: list[Operand]) -> list[Stmt]:
     """The same elements in the same row-major order: a flat copy (reshape_like's ``like`` is not read)."""
     x, (out,) = inputs[0], outputs
