@@ -18,6 +18,8 @@ def log_compile(executable: Any, targets: tuple, reason: str, optimizing: float)
         return
     inner = getattr(executable, "inner", executable)
     report = getattr(inner, "report", None)
+    if report is None and not optimizing:
+        return  # the numpy backend as written: nothing was compiled
     names = ", ".join(t.name for t in targets)
     stages = f"optimize {optimizing * 1e3:.1f} ms" + (f", {report}" if report is not None else "")
     print(f"graphc: compiled [{names}] ({reason}): {stages}", file=sys.stderr)

@@ -129,7 +129,8 @@ class Profiler:
             kernel = self.partition.kernel_of[node]
             seconds[kernel.id] = seconds.get(kernel.id, 0.0) + time
             members[kernel.id] = members.get(kernel.id, 0) + 1
-        rows = [_kernel_row(kernel, members[kernel.id], seconds[kernel.id])
+        # a compiled backend reports a kernel's outputs only: count the nodes the kernel computes
+        rows = [_kernel_row(kernel, len(kernel.nodes), seconds[kernel.id])
                 for kernel in self.partition.launched() if kernel.id in seconds]
         others = [k for k in self.partition.kernels if not k.launched and k.id in seconds]
         if others:  # sources (buffers) and control kernels run no code: one row for all of them

@@ -19,6 +19,7 @@ import numpy as np
 
 from graphc.errors import GraphcError, ShapeError
 from graphc.graph.node import Node, Tensor
+from graphc.lower.ir import Program
 from graphc.lower.memory import plan_arena
 from graphc.lower.program import Lowered, lower
 from graphc.lower.shapes import ShapeResolver
@@ -74,6 +75,22 @@ class LLVMExecutable:
         self._outputs = [(self._index[id(b)], t, b.dtype) for t, b in self.lowered.outputs.items()]
         self._constants = {self._index[id(b)]: _contiguous(b.value) for b in buffers if b.role == "constant"}
         self._sized: dict[tuple, _Sized] = {}
+
+    # -- what ``sess.compiled(...)`` shows -------------------------------------------------------------------
+    @property
+    def program(self) -> Program:
+        """The loop-nest program (buffers, kernels) this executable runs."""
+        return self.lowered.program
+
+    @property
+    def loops(self) -> str:
+        """The program's loop nests, printed."""
+        return str(self.lowered.program)
+
+    @property
+    def llvm_ir(self) -> str:
+        """The LLVM IR after optimization for this CPU (vectorized loops show as ``<16 x float>`` etc.)."""
+        return self.native.llvm_ir
 
     # -- running -------------------------------------------------------------------------------------------
     def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,

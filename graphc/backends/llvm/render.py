@@ -50,8 +50,9 @@ from graphc.lower import ir
 from graphc.ops.scalar import Call, Const, Expr
 
 ENTRY = "graphc_entry"
-PARALLEL_WORK = 32768  # a parallel loop runs on threads from this many elements of work
-THREAD_WORK = 16384  # and gives each thread at least this many
+PARALLEL_WORK = 1 << 18  # a parallel loop runs on threads from this many elements of work (below, thread start-up
+# and contention with BLAS threads still spinning after a GEMM cost more than a second core gains)
+THREAD_WORK = 1 << 17  # and gives each thread at least this many
 
 I1, I8, I32, I64 = ll.IntType(1), ll.IntType(8), ll.IntType(32), ll.IntType(64)
 F32, F64 = ll.FloatType(), ll.DoubleType()

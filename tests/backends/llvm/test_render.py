@@ -479,7 +479,7 @@ def scaled(x: np.ndarray) -> np.ndarray:
 
 
 def test_large_parallel_loop_uses_threads_and_equals_serial(rng):
-    rows, cols = 512, 128  # 65536 elements per parallel loop
+    rows, cols = 1024, 512  # 524288 elements per parallel loop: 4 threads of at least THREAD_WORK
     p = parallel_program(ir.Dim(1), ir.Dim(2))
     x = rng.normal(size=2 * rows * cols).astype(np.float32)
     with CountingThreads() as threads:
@@ -500,7 +500,7 @@ def test_small_parallel_loop_runs_serially(rng):
     p = parallel_program(ir.Dim(1), ir.Dim(2))
     with CountingThreads() as threads:
         compiled = compile_program(p, threads=4)
-        for rows, cols in ((3, 7), (0, 5), (100, 300), (1, 40000)):  # 100·300 = 30000 < 32768; one row can't split
+        for rows, cols in ((3, 7), (0, 5), (100, 300), (1, 40000)):  # 100·300 < PARALLEL_WORK; one row can't split
             x = rng.normal(size=2 * rows * cols).astype(np.float32)
             if rows * cols < 100:
                 check(p, [x, np.zeros_like(x)], [0, rows, cols])
@@ -511,7 +511,7 @@ def test_small_parallel_loop_runs_serially(rng):
 
 
 def test_parallel_loop_when_threads_cannot_start(rng):
-    rows, cols = 300, 256
+    rows, cols = 1600, 256  # enough work for 3 threads of THREAD_WORK
     x = rng.normal(size=2 * rows * cols).astype(np.float32)
     with CountingThreads(refuse=True) as threads:
         compiled = compile_program(parallel_program(ir.const(rows), ir.const(cols)), threads=3)
