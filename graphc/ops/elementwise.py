@@ -95,6 +95,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _sigmoid_scalar(e: sc.Expr, x: sc.Expr) -> sc.Expr:
+    # the reference's formula, with e = exp(−|x|) computed once
+    return sc.select(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
 _erf = np.frompyfunc(math.erf, 1, 1)
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -140,7 +145,7 @@ TANH = _elementwise("tanh", np.tanh, doc="Hyperbolic tangent.", partials=[lambda
                     scalar=sc.tanh)
 SIGMOID = _elementwise("sigmoid", _sigmoid, doc="Logistic sigmoid 1 / (1 + exp(−x)), overflow-free.",
                        partials=[lambda x, out: out * (1 - out)],
-                       scalar=lambda x: sc.select(x >= 0, 1 / (1 + sc.exp(-x)), sc.exp(x) / (1 + sc.exp(x))))
+                       scalar=lambda x: _sigmoid_scalar(sc.exp(-sc.abs(x)), x))
 SOFTPLUS = _elementwise("softplus", lambda x: np.logaddexp(0, x), doc="log(1 + exp(x)), overflow-free.",
                         partials=[lambda x, out: sigmoid(x)],
                         scalar=lambda x: sc.maximum(x, 0) + sc.log1p(sc.exp(-sc.abs(x))))

@@ -11,6 +11,7 @@ time instead, on copies of the variables, and the monitor sees every kernel's ou
 from __future__ import annotations
 
 import ctypes
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from graphc.ops import sources, state
 from graphc.passes.fusion import plan_kernels
 from graphc.runtime.plan import Plan
 
+_ONLY_HERE = 3  # sys.getrefcount of an array referenced by self._returned only (+ the local, + the argument)
 KernelFunction = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
 
 
@@ -75,6 +77,7 @@ class LLVMExecutable:
         self._outputs = [(self._index[id(b)], t, b.dtype) for t, b in self.lowered.outputs.items()]
         self._constants = {self._index[id(b)]: _contiguous(b.value) for b in buffers if b.role == "constant"}
         self._sized: dict[tuple, _Sized] = {}
+        self._returned: dict[Tensor, np.ndarray] = {}  # each fetched output's array of the last run
 
     # -- what ``sess.compiled(...)`` shows -------------------------------------------------------------------
     @property
@@ -109,7 +112,7 @@ class LLVMExecutable:
             table[i] = _checked_variable(node, variables[node]).ctypes.data
         outputs = {}
         for i, tensor, dtype in self._outputs:
-            outputs[tensor] = array = np.empty(sized.shapes[tensor], dtype=dtype)
+            outputs[tensor] = array = self._output_array(tensor, sized.shapes[tensor], dtype)
             table[i] = array.ctypes.data
         if monitor is None:
             self._check(self._entry(table.ctypes.data, sized.dims.ctypes.data))
@@ -118,6 +121,16 @@ class LLVMExecutable:
         values = [self._fetch(t, feeds, variables, before, outputs) for t in self.plan.targets]
         updates = {n: variables[n] for n in self.lowered.updated} if monitor is not None else {}
         return values, updates
+
+    def _output_array(self, tensor: Tensor, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+        """A fresh array for a fetched output, or the one returned for it last run if nobody holds it any more
+        (no reference outside this executable, no view of it): a training loop that drops its fetches then
+        writes into memory already mapped, instead of page-faulting a new array in every run."""
+        last = self._returned.get(tensor)
+        if last is not None and last.shape == shape and sys.getrefcount(last) <= _ONLY_HERE:
+            return last
+        self._returned[tensor] = array = np.empty(shape, dtype=dtype)
+        return array
 
     def _run_monitored(self, sized: _Sized, monitor: Any) -> None:
         clock = time.perf_counter

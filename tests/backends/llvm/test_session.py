@@ -378,3 +378,18 @@ def test_op_without_lowering_is_a_compile_error_at_first_run():
             assert f"mystery node 'mystery' (created at {HERE}:{line_of('# the mystery op')})" in message, message
             assert "lowering" in message
             assert sess.run(x * 3.0, feed).tolist() == [3.0, 6.0]  # the session still runs what it can
+
+
+def test_dropped_outputs_are_reused_and_held_ones_never_overwritten():
+    g = gc.Graph()
+    with g.as_default():
+        a = gc.placeholder("float32", (None,))
+        y = a * 2
+    with gc.Session(g, backend="llvm") as sess:
+        addresses = {sess.run(y, {a: np.ones(4, "float32")}).ctypes.data for _ in range(3)}
+        assert len(addresses) == 1  # nobody kept the result: its memory serves the next run
+        kept = [sess.run(y, {a: np.full(4, i, "float32")}) for i in range(3)]
+        assert [k[0] for k in kept] == [0.0, 2.0, 4.0]
+        view = sess.run(y, {a: np.ones(4, "float32")})[1:]  # a view keeps its base alive
+        sess.run(y, {a: np.full(4, 5, "float32")})
+        np.testing.assert_array_equal(view, [2.0, 2.0, 2.0])
