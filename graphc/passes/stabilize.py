@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphc.graph.node import Tensor
-from graphc.ops.broadcast import BROADCAST_LIKE, SUM_TO, broadcast_like, may_broadcast
+from graphc.ops.broadcast import BROADCAST_LIKE, MATCH_SHAPE, SUM_TO, broadcast_like, may_broadcast
 from graphc.ops.elementwise import (
     ADD,
     DIV,
@@ -319,7 +319,9 @@ _TO_SUM = _either([Op(SUM_TO, _SUMMAND, Var("S")), Op(SUM, _SUMMAND, axis=Var("a
 _KEPT_BACK = _either([_TO_SUM, Op(EXPAND_DIMS, Op(SQUEEZE, _TO_SUM, axis=Var("squeezed")), axis=Var("expanded"))])
 _FROM_SUM = _either([Op(BROADCAST_LIKE, _KEPT_BACK, Var("e")), Op(BROADCAST_TO, _KEPT_BACK, shape=Var("shape"))])
 # A/S summed back to e's shape where e may have been broadcast (unknown sizes): an identity at run time
-_FROM_QUOTIENT_BACK = _either([_FROM_QUOTIENT, Op(SUM_TO, _FROM_QUOTIENT, Var("e"))])
+# (match_shape once simplify assumed the unknown sizes equal)
+_FROM_QUOTIENT_BACK = _either([_FROM_QUOTIENT, Op(SUM_TO, _FROM_QUOTIENT, Var("e")),
+                               Op(MATCH_SHAPE, _FROM_QUOTIENT, Var("e"))])
 
 
 def _by_hand_softmax_grad_patterns() -> list[Op]:
