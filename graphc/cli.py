@@ -217,7 +217,8 @@ def bench(args: argparse.Namespace) -> int:
                          f"{BENCH_SCRIPT} (graphc was installed without its source tree)")
     with _importable(BENCH_SCRIPT):
         module = _run_file(BENCH_SCRIPT, SCRIPT_MODULE, "loading tools/bench/run.py")
-        options = ["--quick"] * args.quick + [f"--only={name}" for name in args.only or []]
+        options = ["--quick"] * args.quick + [f"--only={name}" for name in args.only or []] \
+            + ([f"--json={args.json}"] if args.json else [])
         try:
             return _call(lambda: module.main(options), "tools/bench/run.py", BENCH_SCRIPT)
         except SystemExit as exit_:  # its own argument errors
@@ -248,7 +249,8 @@ def _compare_arguments(sub: argparse.ArgumentParser, stages: Sequence[str]) -> N
 
 def _bench_arguments(sub: argparse.ArgumentParser, stages: Sequence[str]) -> None:
     sub.add_argument("--quick", action="store_true", help="fewer repeats: a few seconds")
-    sub.add_argument("--only", metavar="W", action="append", help="run only this workload (W2, W3, W4; repeatable)")
+    sub.add_argument("--only", metavar="W", action="append", help="run only this workload (W1 to W4; repeatable)")
+    sub.add_argument("--json", metavar="PATH", help="also write every number to PATH, as JSON")
 
 
 # name, what it does, the arguments it takes, whether it runs a script (then its help says how)

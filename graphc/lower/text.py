@@ -1,4 +1,4 @@
-"""Printing the loop-nest IR: what ``sess.compiled(...).loops`` and ``graphc dump --stage loops`` show.
+"""Printing the loop-nest IR: what ``sess.compiled(...).loops`` and ``str(program)`` show.
 
     kernel k0 elementwise [?,512] (add, relu)
       parallel for i0 < d0:

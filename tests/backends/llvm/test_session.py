@@ -179,9 +179,7 @@ def test_a_failed_run_updates_no_variable():
             for fetches in ([bump, picked], [picked, bump]):
                 with pytest.raises(ShapeError, match="gather"):
                     sess.run(fetches, {table: [1.0, 2.0], index: [0, 9]})
-            # BUG: the llvm backend updates variables in place during its one native call; when a later kernel
-            # fails on the data (here the gather, which does not depend on `count`), the updates of the kernels
-            # that ran before it stay: count is 2.0 here, expected 0.0 (the numpy backend gives 0.0).
+            # updates before a kernel that can fail go through end-of-program commits: nothing was written
             assert float(sess.run(count)) == 0.0
 
 
@@ -292,8 +290,7 @@ def test_profile_counts_the_nodes_of_each_kernel(rng):
         with gc.Session(graph, backend=backend, optimize=2) as sess:
             sess.run([rows, step], feed, profile=True)
             tables[backend] = [(row.name, row.kind, row.root, row.nodes) for row in sess.last_profile.rows]
-    # BUG: the llvm backend reports one node_done per kernel output, so the Profiler counts outputs, not nodes:
-    # k0 (exp, mul, log, mul_1, add, reduce_sum) shows nodes=1 on llvm and 6 on numpy.
+    # the llvm backend reports kernel outputs only; the profile counts the nodes each kernel computes
     assert tables["llvm"] == [row for row in tables["numpy"] if row[1] != "sources"]
 
 
