@@ -56,7 +56,15 @@ class Scope:
         return Scope({**self.index, **index}, [], self.values.new_child(), full=True)
 
 
-FullValue = Callable[[Scope], Expr]  # a full-shape value of a row algorithm (softmax): built per inner scope
+FullValue = Callable[[Scope], Expr]
+
+
+@dataclass(frozen=True)
+class RowCache:
+    """A buffer a row algorithm may keep full-shape values in, and the offset of a scope's element there."""
+
+    buffer: ir.Buffer
+    at: Callable[[Scope], Expr]  # a full-shape value of a row algorithm (softmax): built per inner scope
 
 
 class FusedLowering:
@@ -108,6 +116,7 @@ class FusedLowering:
         return [ir.If(condition, tuple(usual), tuple(general))]
 
     def _body(self) -> list[Stmt]:
+        self._cache_lent = False
         if self.scratch is not None and self._columnar():
             return self._column_body()
         return list(ir.loop_nest(self.ctx.names, [self.extent[a] for a in self.kept], self._row_body,
@@ -223,6 +232,22 @@ class FusedLowering:
             return scope.statements + statements
 
         return list(ir.loop_nest(self.ctx.names, [self.extent[a] for a in self.reduced], build))
+
+    def row_cache(self, node: Node) -> RowCache | None:
+        """The kernel's one full-shape output, lent to the row algorithm of ``node`` as scratch for a value it
+        would otherwise compute twice (softmax's exponentials): the last inner loop reads each element back
+        before it stores the output there. Only when that output is laid out exactly like the kernel's
+        iteration space and of the node's dtype, and only to one node per kernel."""
+        full = [(t, o) for t, o in self.outputs.items() if self.is_full(t.node)]
+        identity = tuple(range(self.rank))
+        if self._cache_lent or len(full) != 1 or self.maps[node] != identity:
+            return None
+        tensor, operand = full[0]
+        if self.maps[tensor.node] != identity or operand.dtype != node.outputs[0].dtype:
+            return None
+        self._cache_lent = True
+        strides = ir.row_major_strides(self.extent)
+        return RowCache(operand.buffer, lambda scope: ir.flat_index([scope.index[a] for a in identity], strides))
 
     def is_full(self, node: Node) -> bool:
         """Whether ``node`` varies along a reduced axis (so it lives inside the inner loops)."""

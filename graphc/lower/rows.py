@@ -146,9 +146,27 @@ def _softmax_parts(r: Row) -> tuple[FullValue, Local, Local]:
     return x, peak, total
 
 
+def _exponentials(r: Row) -> tuple[FullValue, Local]:
+    """(e, Σe) with e = exp(x − max x) per element: e stored by the summing loop into the kernel's output, when
+    the kernel lends it (``row_cache``), and read back later instead of being computed again."""
+    x = r.input()
+    peak = r.max(x, r.dtype)
+    cache = r.lowering.row_cache(r.node)
+    if cache is None:
+        return (lambda scope: scalar.exp(x(scope) - peak)), r.sum(lambda scope: scalar.exp(x(scope) - peak), r.dtype)
+
+    def add_and_keep(acc: Local, scope: Scope) -> list[ir.Stmt]:
+        e = Local(r.lowering.ctx.names("e"), r.dtype)
+        return [Declare(e, scalar.exp(x(scope) - peak)), ir.Store(cache.buffer, cache.at(scope), e),
+                Assign(acc, acc + e, reassociate=True)]
+
+    total = r.accumulate(Const(0, r.dtype), add_and_keep)
+    return (lambda scope: ir.Load(cache.buffer, cache.at(scope))), total
+
+
 def _softmax(r: Row) -> FullValue:
-    x, peak, total = _softmax_parts(r)
-    return lambda scope: scalar.exp(x(scope) - peak) / total
+    e, total = _exponentials(r)
+    return lambda scope: e(scope) / total
 
 
 def _log_softmax(r: Row) -> FullValue:
@@ -172,10 +190,9 @@ def _sparse_softmax_cross_entropy(r: Row) -> Expr:
 
 def _sparse_softmax_cross_entropy_grad(r: Row) -> FullValue:
     label = r.label()
-    x, peak, total = _softmax_parts(r)
+    e, total = _exponentials(r)
     (axis,) = r.lowering.reduced
-    return lambda scope: scalar.select(scalar.eq(scope.index[axis], label), scalar.exp(x(scope) - peak) / total - 1,
-                                       scalar.exp(x(scope) - peak) / total)
+    return lambda scope: scalar.select(scalar.eq(scope.index[axis], label), e(scope) / total - 1, e(scope) / total)
 
 
 def _mse(r: Row) -> Expr:
