@@ -25,9 +25,10 @@ Why the code looks the way it does (what LLVM needs to make it fast):
   ``getelementptr inbounds`` at the flat element offset; locals are allocas in the entry block (mem2reg makes
   them registers, and accumulators become reduction phis);
 * float arithmetic is IEEE with no fast-math flags, except the update of ``Assign(reassociate=True)``, whose
-  add/sub/mul on the path to the accumulator carry ``reassoc nsz contract`` (and whose maximum/minimum there
-  are LLVM's NaN-propagating intrinsics) so the reduction vectorizes into partial results; nothing else may be
-  contracted into an fma (random ops depend on separately rounded products);
+  add/sub/mul on the path to the accumulator carry ``reassoc`` (and whose maximum/minimum there are LLVM's
+  NaN-propagating intrinsics) so the reduction vectorizes into partial results; not ``nsz``, which lets LLVM
+  fold the sum of (x − x) to 0 when x is inf; nothing is contracted into an fma (random ops depend on
+  separately rounded products);
 * every primitive is branch-free (selects guard division by zero and oversized shifts instead of branches),
   so any elementwise loop can vectorize; the transcendentals come from ``vmath`` for the same reason;
 * a ``Loop(parallel=True)`` is outlined into a function of its captured values and an iteration range
@@ -60,7 +61,7 @@ PTR = ll.PointerType()
 REGISTER = {"bool": I1, "int32": I32, "int64": I64, "float32": F32, "float64": F64}
 MEMORY = {**REGISTER, "bool": I8}  # numpy stores a bool in one byte
 SIZE = {"bool": 1, "int32": 4, "int64": 8, "float32": 4, "float64": 8}
-REASSOCIATE = ("reassoc", "nsz", "contract")
+REASSOCIATE = ("reassoc",)  # not nsz: with it LLVM folds (x − x)·4 to 0 even when x is inf
 TASK = ll.LiteralStructType([PTR, I64, I64, I32, I32])  # a thread's task: context, begin, end, code, started
 CBLAS_ROW_MAJOR, CBLAS_NO_TRANS, CBLAS_TRANS = 101, 111, 112
 GEMM = {"float32": "scipy_cblas_sgemm", "float64": "scipy_cblas_dgemm"}

@@ -565,7 +565,7 @@ def test_triangular_parallel_loop(rng):
     values = rng.normal(size=n * n)
     outputs = [values, np.zeros(n)]
     assert compile_program(program([x, out], body)).run(outputs, [0]) == 0
-    np.testing.assert_allclose(outputs[1], np.tril(values.reshape(n, n)).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(outputs[1], np.tril(values.reshape(n, n)).sum(axis=1), rtol=1e-12, atol=1e-12)
 
 
 # -- what the optimizer makes of it ----------------------------------------------------------------------------
@@ -586,7 +586,7 @@ def test_elementwise_float32_loop_vectorizes_without_contraction():
 def test_reassociated_float32_sum_vectorizes():
     compiled = compile_program(reduction_program(ir.Dim(1)))
     assert vector_widths(compiled.optimized)
-    assert "fadd reassoc nsz contract" in compiled.rendered.llvm_ir
+    assert "fadd reassoc " in compiled.rendered.llvm_ir and "nsz" not in compiled.rendered.llvm_ir
 
 
 @pytest.mark.parametrize("kind", ["max", "min"])

@@ -390,3 +390,17 @@ def test_dropped_outputs_are_reused_and_held_ones_never_overwritten():
         view = sess.run(y, {a: np.ones(4, "float32")})[1:]  # a view keeps its base alive
         sess.run(y, {a: np.full(4, 5, "float32")})
         np.testing.assert_array_equal(view, [2.0, 2.0, 2.0])
+
+
+def test_a_sum_of_inf_minus_inf_stays_nan_at_every_level():
+    """Reassociable sums once carried nsz, which let LLVM fold the sum of x − x to 0 for x = inf."""
+    g = gc.Graph()
+    with g.as_default():
+        x = gc.placeholder("float64", (2, 3))
+        t = x - x
+        for _ in range(2):
+            t = gc.reduce_sum(gc.broadcast_to(t, (4, 2, 3)), 0) / 4.0
+    feeds = {x: np.array([[0.0, -0.0, 1.5], [np.nan, np.inf, -np.inf]])}
+    for level in (0, 1, 2):
+        with gc.Session(g, backend="llvm", optimize=level) as sess:
+            np.testing.assert_array_equal(sess.run(t, feeds), [[0.0, 0.0, 0.0], [np.nan] * 3])
