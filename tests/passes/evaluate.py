@@ -8,9 +8,10 @@ import graphc as gc
 
 
 def run_both(fetches, feed_dict=None, level: int = 2):
-    """(values as built, values after gc.optimize at ``level``) on the numpy backend, fresh sessions."""
+    """(values as built, on the numpy reference; values after gc.optimize at ``level``, compiled by the default
+    backend), fresh sessions: every pass test also checks the optimized graph's native code."""
     graph = (fetches[0] if isinstance(fetches, (list, tuple)) else fetches).graph
-    with gc.Session(graph, optimize=0) as plain, gc.Session(graph, optimize=level) as optimized:
+    with gc.Session(graph, backend="numpy", optimize=0) as plain, gc.Session(graph, optimize=level) as optimized:
         return plain.run(fetches, feed_dict or {}), optimized.run(fetches, feed_dict or {})
 
 
