@@ -46,19 +46,22 @@ def _feed_target(graph: Graph, key: Any) -> Tensor:
 
 
 def _convert(placeholder: Tensor, value: Any) -> np.ndarray:
-    where = f"placeholder '{placeholder.name}' ({placeholder.type}, created at {placeholder.node.source})"
+    def where() -> str:  # built only for an error: it formats the user's source line
+        return f"placeholder '{placeholder.name}' ({placeholder.type}, created at {placeholder.node.source})"
+
     try:
         source = np.asarray(value)
     except ValueError as error:  # a ragged nested list
-        raise FeedError(f"{where} was fed a value that is not a rectangular array: {error}") from None
+        raise FeedError(f"{where()} was fed a value that is not a rectangular array: {error}") from None
     target = np.dtype(placeholder.dtype)
     if source.dtype == object or not np.can_cast(source.dtype, target, "same_kind"):
-        raise DTypeError(f"{where} was fed a value of dtype {source.dtype}, which does not convert to "
+        raise DTypeError(f"{where()} was fed a value of dtype {source.dtype}, which does not convert to "
                          f"{target} without changing its kind; cast it first")
-    if target.kind == "i" and source.dtype.kind in "iu" and source.size and not _fits(source, target):
-        raise DTypeError(f"{where} was fed {source.dtype} values outside the range of {target}")
+    if target.kind == "i" and source.dtype.kind in "iu" and not np.can_cast(source.dtype, target) \
+            and source.size and not _fits(source, target):
+        raise DTypeError(f"{where()} was fed {source.dtype} values outside the range of {target}")
     if not shape_matches(placeholder.shape, source.shape):
-        raise FeedError(f"{where} was fed shape {format_shape(source.shape)}; expected "
+        raise FeedError(f"{where()} was fed shape {format_shape(source.shape)}; expected "
                         f"{format_shape(placeholder.shape)} (? = any size)")
     array = source.astype(target, copy=False).view()
     array.flags.writeable = False
