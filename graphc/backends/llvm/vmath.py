@@ -8,9 +8,12 @@ branches, calling only intrinsics every vector unit has (``llvm.fma``, ``fabs``,
 the host having FMA (x86-64-v3 or later, AArch64): elsewhere ``llvm.fma`` becomes a libm call, exact but slow.
 
 Accuracy, measured against mpmath and numpy (tests/backends/llvm/test_vmath.py): float64 within 1 ulp of the
-exact result (so within 2 ulp of numpy, whose own functions err by up to about 1 ulp); float32 is evaluated in
-double and rounded once, so it is correctly rounded but for rare ties (numpy's float32 SIMD functions err by up
-to 3.6 ulp on AVX-512 hosts, so they are the less accurate of the two). Special values follow numpy: exp
+exact result (so within 2 ulp of numpy, whose own functions err by up to about 1 ulp). float32 computes in float
+(16 lanes to an AVX-512 vector, not 8 doubles) and is within 2 ulp of the correctly rounded result; measured
+over every float: exp 0.98, expm1 1.03, log 0.84, log1p 0.85, tanh 1.06, erf 1.15, sin 1.20, cos 1.19, tan 1.58
+(numpy's float32 SIMD functions err by up to 3.6 ulp on AVX-512 hosts). float32 sin, cos and tan hold that for
+|x| < 2^20 (1.05e6) and are nan from 2^20 on. float32 pow still computes in double (exp(y log|x|) with float's
+shorter polynomials), so it is correctly rounded but for rare ties. Special values follow numpy: exp
 overflows to inf and underflows through the denormals to 0, log(0) = -inf, log(x < 0) = nan, log1p(-1) = -inf,
 tanh(±inf) = ±1, erf(±inf) = ±1, sin/cos/tan(±inf) = nan, pow as C99 (pow(x, 0) = pow(1, y) = 1 even for nan,
 pow(±0, y < 0) = inf with the sign of an odd y, a negative base only with an integer exponent), and nan in,
@@ -40,14 +43,32 @@ How (all float64 arithmetic, ``ulp`` meaning the result's):
   float32 pow is exp(y log|x|) in plain double: the product's relative error, 2^-44 at worst, is invisible
   after rounding to float.
 
-float32 takes shorter polynomials (accurate to about 2^-35) and skips the double-double steps: exp scales once,
-expm1 is 2^n (1 + em) - 1 and tanh u/(u + 2) in plain double, whose error of about 2^-50 never shows after
-rounding to float. The coefficients are minimax fits (Remez exchange in mpmath, 256-bit arithmetic) of the
-functions named beside them, rounded to double.
+float32 pow takes the double path with float's shorter polynomials (accurate to about 2^-35). The other float32
+functions are native float (the ``*32`` functions at the end): the same reductions with float constants, the
+first step of each exact by FMA (x - n ln2_hi, x - n pi_1), minimax polynomials fitted for float:
 
-Speed, 4M elements on one AVX-512 core (Zen 5), ns per element, vmath vs numpy: float32 exp 0.35 vs 0.35,
-log 0.57 vs 0.27, tanh 0.55 vs 0.18 (numpy's float32 exp, log and tanh err by up to 2.4, 3.2 and 1.4 ulp);
-float64 exp 0.57 vs 0.93, log 0.72 vs 0.87, tanh 1.3 vs 1.0.
+* exp, expm1: the exp reduction with ln2 as two floats, e^r - 1 = r + r^2 P(r) (degree 7), expm1 as
+  (2^n r + (2^n - 1)) + 2^n r^2 P with the first sum in one fma.
+* log: x = 2^k (1 + f), log(1 + f) = f + f^2 L(f) (degree 10, no division), k ln2 with a 15-bit head so
+  that k ln2_hi is exact. log1p: f = (1 + x) 2^-k - 1 in one fma, exact, so the rounding of 1 + x costs
+  nothing.
+* sin, cos, tan: n = rint(x 2/pi) by the 1.5 * 2^23 shift, pi/2 as three floats (72 bits) with x - n pi_1
+  exact and n pi_2 subtracted exactly (two-product, two-sum), r kept as a float pair; the low part enters the
+  polynomials to first order; tan = r + r^3 T(r^2), or -1/tan corrected for the rounding of tan. n, rounded
+  with 2/pi as one float, is off by up to n 2^-24: that bounds |x| to 2^20 (where |r| <= 1.03 pi/4, which the
+  polynomials cover); beyond, nan. A double-precision fallback (a select, both computed) cost 70% (three
+  double fmas) to 4x (the double path) of the float time on every element, and was left out.
+* tanh: a + a^3 T(a^2) below 0.75, else 1 - 2/(e^2a + 1); erf: a (1 + Y(a^2)) below 0.9, else
+  1 - exp(H(a) - a^2) with H a polynomial in a (no division), a^2 split exactly.
+
+The coefficients are minimax fits of the functions named beside them: for double by Remez exchange in mpmath
+(256-bit arithmetic), rounded to double; for float by linear programming on a dense grid, each coefficient
+rounded to float before the next ones were refitted.
+
+Speed, ns per element on one AVX-512 core (Zen 5), 1M elements, vmath vs numpy (SVML): float32 exp 0.17 vs
+0.33, log 0.23 vs 0.24, log1p 0.22 vs 0.27, expm1 0.22 vs 0.25, sin 0.30 vs 0.40, cos 0.28 vs 0.40, tan 0.35
+vs 0.25, tanh 0.23 vs 0.16, erf 0.39 (scipy: 13.5), pow 2.6 vs 0.42 (numpy's float32 exp, log and tanh err by
+up to 2.4, 3.2 and 1.4 ulp); float64 exp 0.57 vs 0.93, log 0.72 vs 0.87, tanh 1.3 vs 1.0.
 """
 
 from __future__ import annotations
@@ -62,7 +83,7 @@ from graphc.errors import CompileError
 
 NAMES = frozenset({"exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "erf", "pow"})
 
-_F64, _F32, _I64 = ir.DoubleType(), ir.FloatType(), ir.IntType(64)
+_F64, _F32, _I64, _I32 = ir.DoubleType(), ir.FloatType(), ir.IntType(64), ir.IntType(32)
 
 
 def emit(builder: ir.IRBuilder, name: str, args: list[ir.Value]) -> ir.Value:
@@ -90,10 +111,15 @@ def _function(module: ir.Module, name: str, ty: ir.Type) -> ir.Function:
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     fn.attributes.add("readnone")
-    e = _Emitter(ir.IRBuilder(fn.append_basic_block("entry")))
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    if not double and name in _NATIVE32:
+        e32 = _Emitter(builder, _F32)
+        builder.ret(_NATIVE32[name](e32, *[_V(e32, arg) for arg in fn.args]).v)
+        return fn
+    e = _Emitter(builder)
     args = [_V(e, arg) if double else _V(e, e.b.fpext(arg, _F64)) for arg in fn.args]
     if name == "pow":
-        result = _pow(e, *args, _log_dd if double else _log_plain)
+        result = _pow(e, *args, *((_log_dd, _DOUBLE) if double else (_log_plain, _SINGLE)))
     else:
         result = _ALGORITHMS[name](e, args[0], _DOUBLE if double else _SINGLE)
     e.b.ret(result.v if double else e.b.fptrunc(result.v, _F32))
@@ -103,8 +129,13 @@ def _function(module: ir.Module, name: str, ty: ir.Type) -> ir.Function:
 # --- a tiny expression language: operators on _V emit IEEE instructions (never fast-math) ----------------------
 
 
+def _is_float(ty: ir.Type) -> bool:
+    return ty in (_F64, _F32)
+
+
 class _V:
-    """An LLVM double (or i64, or i1) being computed; Python numbers mix in as constants of its type."""
+    """An LLVM double or float (or i64, i32, i1) being computed; Python numbers mix in as constants of its type
+    (a float constant rounded to float)."""
 
     __slots__ = ("e", "v")
     __hash__ = None
@@ -117,12 +148,12 @@ class _V:
 
     def _op(self, float_op: str, int_op: str, other: _V | float, swap: bool = False) -> _V:
         a, b = (self._lift(other), self) if swap else (self, self._lift(other))
-        op = float_op if self.v.type == _F64 else int_op
+        op = float_op if _is_float(self.v.type) else int_op
         return _V(self.e, getattr(self.e.b, op)(a.v, b.v))
 
     def _cmp(self, op: str, other: _V | float) -> _V:
         b = self._lift(other)
-        if self.v.type != _F64:
+        if not _is_float(self.v.type):
             return _V(self.e, self.e.b.icmp_signed(op, self.v, b.v))
         if op == "!=":  # true for nan, so x != x tests for nan
             return _V(self.e, self.e.b.fcmp_unordered(op, self.v, b.v))
@@ -138,9 +169,10 @@ class _V:
     def __rtruediv__(self, o): return self._op("fdiv", "sdiv", o, swap=True)
     def __and__(self, o): return self._op("and_", "and_", o)
     def __or__(self, o): return self._op("or_", "or_", o)
+    def __xor__(self, o): return self._op("xor", "xor", o)
     def __rshift__(self, o): return self._op("ashr", "ashr", o)
     def __lshift__(self, o): return self._op("shl", "shl", o)
-    def __neg__(self): return _V(self.e, self.e.b.fneg(self.v)) if self.v.type == _F64 else 0 - self
+    def __neg__(self): return _V(self.e, self.e.b.fneg(self.v)) if _is_float(self.v.type) else 0 - self
     def __invert__(self): return _V(self.e, self.e.b.not_(self.v))
     def __lt__(self, o): return self._cmp("<", o)
     def __le__(self, o): return self._cmp("<=", o)
@@ -151,21 +183,26 @@ class _V:
 
 
 class _Emitter:
-    """Builds straight-line double arithmetic, with the error-free transformations double-doubles need."""
+    """Builds straight-line double (or float) arithmetic, with the error-free transformations double-doubles
+    (or double-floats) need; integers are i64 beside doubles and i32 beside floats."""
 
-    def __init__(self, builder: ir.IRBuilder) -> None:
+    def __init__(self, builder: ir.IRBuilder, ty: ir.Type = _F64) -> None:
         self.b = builder
+        self.ty = ty
+        self.int_ty = _I64 if ty == _F64 else _I32
+        self.mantissa, self.bias = (52, 1023) if ty == _F64 else (23, 127)
 
     def f(self, x: float) -> _V:
-        return _V(self, ir.Constant(_F64, x))
+        return _V(self, ir.Constant(self.ty, x))
 
     def i(self, x: int) -> _V:
-        return _V(self, ir.Constant(_I64, x))
+        return _V(self, ir.Constant(self.int_ty, x))
 
     def _intrinsic(self, name: str, *args: _V) -> _V:
-        symbol = f"llvm.{name}.f64"
+        ty = args[0].v.type
+        symbol = f"llvm.{name}.{'f64' if ty == _F64 else 'f32'}"
         module = self.b.module
-        fn = module.globals.get(symbol) or ir.Function(module, ir.FunctionType(_F64, [_F64] * len(args)), symbol)
+        fn = module.globals.get(symbol) or ir.Function(module, ir.FunctionType(ty, [ty] * len(args)), symbol)
         return _V(self, self.b.call(fn, [a.v for a in args]))
 
     def fma(self, a: _V, b: _V | float, c: _V | float) -> _V:
@@ -188,21 +225,26 @@ class _Emitter:
         return _V(self, self.b.select(condition.v, like._lift(a).v, like._lift(b).v))
 
     def bits(self, x: _V) -> _V:
-        return _V(self, self.b.bitcast(x.v, _I64))
+        return _V(self, self.b.bitcast(x.v, self.int_ty))
 
     def from_bits(self, i: _V) -> _V:
-        return _V(self, self.b.bitcast(i.v, _F64))
+        return _V(self, self.b.bitcast(i.v, self.ty))
+
+    def to_float(self, i: _V) -> _V:
+        """An i32 as a float."""
+        return _V(self, self.b.sitofp(i.v, _F32))
 
     def to_double(self, i: _V) -> _V:
         """A small integer (|i| < 2^51) as a double, by placing it in the mantissa of 1.5 * 2^52."""
         return self.from_bits(i + _SHIFT_BITS) - _SHIFT
 
     def pow2(self, k: _V) -> _V:
-        """2^k for an i64 k in [-1022, 1023]."""
-        return self.from_bits((k + 1023) << 52)
+        """2^k for an integer k in [-1022, 1023] (double; i64) or [-126, 127] (float; i32)."""
+        return self.from_bits((k + self.bias) << self.mantissa)
 
     def scale(self, y: _V, k: _V) -> _V:
-        """y 2^k for an i64 k in [-2044, 2046], as two factors: 2^1024 works and a denormal result rounds once."""
+        """y 2^k for k in [-2044, 2046] (float: [-252, 254]), as two factors: 2^1024 (2^128) works and a denormal
+        result rounds once."""
         half = k >> 1
         return y * self.pow2(half) * self.pow2(k - half)
 
@@ -550,12 +592,13 @@ def _log_dd(e: _Emitter, x: _V) -> tuple[_V, _V]:
 
 
 def _log_plain(e: _Emitter, x: _V) -> tuple[_V, _V]:
-    """log(x) in double, with a zero low part: enough for float32's pow."""
+    """log(x) in double to about 2^-35 relative, with a zero low part: enough for float32's pow (the product with
+    y, at most 104 in magnitude for a finite nonzero float result, is then off by 2^-28 at most)."""
     k, f = _log_split(e, x)
-    return _log_kernel(e, k, f, 0.0, _DOUBLE), e.f(0.0)
+    return _log_kernel(e, k, f, 0.0, _SINGLE), e.f(0.0)
 
 
-def _pow(e: _Emitter, x: _V, y: _V, log: Callable[[_Emitter, _V], tuple[_V, _V]]) -> _V:
+def _pow(e: _Emitter, x: _V, y: _V, log: Callable[[_Emitter, _V], tuple[_V, _V]], t: _Tables) -> _V:
     """|x|^y = exp(y log|x|) on sanitized operands, then C99's special cases and the sign of an odd power."""
     ax = e.fabs(x)
     regular = (ax > 0.0) & (ax < _INF)
@@ -565,8 +608,7 @@ def _pow(e: _Emitter, x: _V, y: _V, log: Callable[[_Emitter, _V], tuple[_V, _V]]
     eh, el = e.two_prod(ys, lh)
     el = e.fma(ys, ll, el)
     in_range = e.fabs(eh) <= 800.0  # beyond, exp over- or underflows anyway (and eh may be inf)
-    magnitude = _exp_kernel(e, e.select(in_range, eh, e.copysign(800.0, eh)), e.select(in_range, el, 0.0),
-                            _DOUBLE)
+    magnitude = _exp_kernel(e, e.select(in_range, eh, e.copysign(800.0, eh)), e.select(in_range, el, 0.0), t)
     integer = e.floor(y) == y  # true for ±inf, which count as even
     odd = integer & (e.floor(y * 0.5) != y * 0.5)
     magnitude = e.select(ax == 0.0, e.select(y < 0.0, _INF, 0.0), magnitude)
@@ -577,6 +619,187 @@ def _pow(e: _Emitter, x: _V, y: _V, log: Callable[[_Emitter, _V], tuple[_V, _V]]
     result = e.select((x < 0.0) & (x > -_INF) & finite_y & ~integer, _NAN, result)
     result = e.select(e.isnan(x) | e.isnan(y), x + y, result)
     return e.select((y == 0.0) | (x == 1.0), 1.0, result)
+
+
+# --- float32 in float: 16 lanes to a 512-bit vector instead of 8 -----------------------------------------------
+#
+# Each function below takes and returns a float and computes in float (see the module docstring): within 2 ulp
+# of the correctly rounded result, as measured over every float.
+
+_F32_SHIFT = 1.5 * 2.0**23  # adding it rounds a float below 2^22 to an integer, in the low mantissa bits
+_F32_SHIFT_BITS = 0x4B400000
+_F32_LOG2E = _h("0x1.715476p0")
+_F32_LN2 = _h("0x1.62e43p-1"), _h("-0x1.05c61p-29")  # ln 2 = hi + lo: hi times an exponent minus x is exact
+_F32_LN2_SHORT = _h("0x1.62e4p-1"), _h("0x1.7f7d1cp-20")  # a 15-bit hi: its product with an exponent is exact
+_F32_SQRT_HALF_BITS = 0x3F3504F3
+_F32_PIO2 = _hex("0x1.921fb6p0 -0x1.777a5cp-25 -0x1.ee59dap-50")  # pi/2 as three floats (72 bits)
+_F32_TWO_OVER_PI = _h("0x1.45f306p-1")
+_F32_TRIG_LIMIT = 2.0**20  # float sin, cos and tan are nan from here on
+_F32_EXPM1 = _hex("0x1p-1 0x1.555554p-3 0x1.5554f4p-5 0x1.1112d2p-7 0x1.6d4048p-10 0x1.9e86f4p-13")
+_F32_EXPM1_SHORT = _hex("0x1.fffffep-2 0x1.5554aep-3 0x1.5556f0p-5 0x1.122a72p-7 0x1.6ba49ap-10")  # to 2^-26
+_F32_LOG = _hex("-0x1.fffff8p-2 0x1.55555p-2 -0x1.000438p-2 0x1.99a41cp-3 -0x1.5423e8p-3 0x1.226c84p-3 "
+                "-0x1.0f5208p-3 0x1.0875p-3 -0x1.38138ep-4")
+_F32_SIN = _hex("-0x1.55554p-3 0x1.110534p-7 -0x1.9896c4p-13")
+_F32_COS = _hex("0x1.555546p-5 -0x1.6c09cep-10 0x1.9941eep-16")
+_F32_TAN = _hex("0x1.55556ep-2 0x1.1109ecp-3 0x1.bb7e02p-5 0x1.56437ep-6 0x1.83b496p-7 -0x1.2c6db4p-10 "
+                "0x1.45d856p-8")
+_F32_TANH = _hex("-0x1.55554ap-2 0x1.110ddap-3 -0x1.b98108p-5 0x1.5f9082p-6 -0x1.f662fep-8 0x1.c8975p-10")
+_F32_TANH_SMALL = 0.75  # below, tanh is the odd polynomial; from here on 1 - 2/(e^2|x| + 1)
+_F32_ERF = _hex("0x1.06eba8p-3 -0x1.812742p-2 0x1.ce2dfap-4 -0x1.b80ee8p-6 0x1.54d5a2p-8 -0x1.aafd0ap-11 "
+                "0x1.5fff4cp-14")
+_F32_ERF_SMALL = 0.9  # below, erf(x) = x (1 + Y(x^2)); from here to 4, 1 - exp(H(x) - x^2)
+_F32_ERFC = _hex("-0x1.89fe8p0 -0x1.1c67dp-1 0x1.1c3ce6p-3 -0x1.58c876p-5 0x1.adede4p-7 -0x1.046ba6p-8 "
+                 "0x1.2ad4c2p-10 -0x1.3a10d6p-12 0x1.c06688p-15")  # log(erfc(x)) + x^2 in (x - 2.45) / 1.55
+
+
+def _exp_reduce32(e: _Emitter, x: _V) -> tuple[_V, _V, _V]:
+    """x = n ln2 + r + c for |x| < 2^21: n as an i32, r exact (|r| <= ln2/2 and a hair), c = -n ln2_lo."""
+    shifted = e.fma(x, _F32_LOG2E, _F32_SHIFT)
+    n = shifted - _F32_SHIFT
+    r = e.fma(-n, _F32_LN2[0], x)  # exact: see _exp_reduce
+    return e.bits(shifted) - _F32_SHIFT_BITS, r, -n * _F32_LN2[1]
+
+
+def _expm1_reduced32(e: _Emitter, r: _V, c: _V) -> _V:
+    """e^(r + c) - 1 - r for the reduced r and its correction c."""
+    return e.fma(r * r, e.poly(r, _F32_EXPM1), e.fma(c, r, c))
+
+
+def _exp32(e: _Emitter, x: _V) -> _V:
+    """e^x: 2^n (1 + r + p), the scale in two factors so that overflow and denormal results come out right."""
+    k, r, c = _exp_reduce32(e, e.clamp(x, -104.0, 89.0))
+    return e.scale(1.0 + (r + _expm1_reduced32(e, r, c)), k)
+
+
+def _expm1_32(e: _Emitter, x: _V) -> _V:
+    """2^n (1 + r + p) - 1 = (2^n r + (2^n - 1)) + 2^n p: the first sum rounds once (fma) and p is small.
+
+    2^n - 1 is exact for |n| <= 24; beyond, the -1 (n > 24) or the 2^n (n < -24) moves to the small part.
+    n = 128 scales by 2^127 and then by 2, so that results just below the overflow threshold stay finite.
+    """
+    k, r, c = _exp_reduce32(e, e.clamp(x, -18.0, 88.8))
+    p = _expm1_reduced32(e, r, c)
+    top = k > 127
+    t = e.pow2(e.select(top, e.i(127), k))
+    big, tiny = k > 24, k < -24
+    head = e.select(tiny, -1.0, e.select(big, t, t - 1.0))
+    rest = e.select(tiny, t, e.select(big, -1.0, 0.0))
+    result = (e.fma(t, r, head) + e.fma(t, p, rest)) * e.select(top, 2.0, 1.0)
+    return e.select(x == 0.0, x, result)  # -0 stays -0
+
+
+def _exp_short32(e: _Emitter, x: _V, low: _V | float = 0.0) -> _V:
+    """e^(x + low) to about 1 ulp, for x in [-80, 80] (no overflow, no denormals), low tiny: where errors are
+    damped (tanh, erf), the reduced argument can round and the polynomial be shorter."""
+    shifted = e.fma(x, _F32_LOG2E, _F32_SHIFT)
+    n = shifted - _F32_SHIFT
+    r = e.fma(-n, _F32_LN2[1], e.fma(-n, _F32_LN2[0], x)) + low
+    return (1.0 + e.fma(r * r, e.poly(r, _F32_EXPM1_SHORT), r)) * e.pow2(e.bits(shifted) - _F32_SHIFT_BITS)
+
+
+def _tanh32(e: _Emitter, x: _V) -> _V:
+    """a + a^3 T(a^2) for a = |x| < 0.75, else 1 - 2/(e^2a + 1) (1 from a = 9.01 on; a is capped at 10)."""
+    a = e.fabs(x)
+    small = e.fma(a * (a * a), e.poly(a * a, _F32_TANH), a)
+    big = 1.0 - 2.0 / (_exp_short32(e, e.select(a > 10.0, 10.0, a) * 2.0) + 1.0)
+    return e.copysign(e.select(a < _F32_TANH_SMALL, small, big), x)
+
+
+def _log_split32(e: _Emitter, x: _V) -> tuple[_V, _V]:
+    """x = 2^k (1 + f) with 1 + f in [sqrt(1/2), sqrt(2)) for positive finite x (denormals too): k as a float,
+    and f (exact)."""
+    tiny = x < 2.0**-126
+    x = e.select(tiny, x * 2.0**23, x)
+    k = (e.bits(x) - _F32_SQRT_HALF_BITS) >> 23
+    m = e.from_bits(e.bits(x) - (k << 23))
+    k = k - e.select(tiny, e.i(23), e.i(0))
+    return e.to_float(k), m - 1.0
+
+
+def _log_kernel32(e: _Emitter, k: _V, f: _V, c: _V | float) -> _V:
+    """k ln2 + log(1 + f) + c, log(1 + f) = f + f^2 L(f): k ln2_hi + (f + (f^2 L(f) + k ln2_lo + c)), the first
+    product exact, so that only the last two sums round (the first of them far below the result's ulp if k != 0)."""
+    p = e.fma(f * f, e.poly(f, _F32_LOG), e.fma(k, _F32_LN2_SHORT[1], c))
+    return e.fma(k, _F32_LN2_SHORT[0], f + p)
+
+
+def _log32(e: _Emitter, x: _V) -> _V:
+    k, f = _log_split32(e, x)
+    result = _log_kernel32(e, k, f, 0.0)
+    result = e.select(x == _INF, _INF, result)
+    result = e.select(x == 0.0, -_INF, result)
+    result = e.select(x < 0.0, _NAN, result)
+    return e.select(e.isnan(x), x, result)
+
+
+def _log1p32(e: _Emitter, x: _V) -> _V:
+    """log(2^k (1 + f)) = log(1 + x) for u = 1 + x rounded = 2^k m, f = (1 + x) 2^-k - 1 in one fma: exact, as
+    x 2^-k and 2^-k - 1 are multiples of 2^-25 (k >= 0) or of 2^k ulp(x) (k < 0) and |f| < 0.42, so the
+    rounding error of u costs nothing. 2^-k is 2^(2-k)/4, as k reaches 128."""
+    u = x + 1.0
+    k = (e.bits(u) - _F32_SQRT_HALF_BITS) >> 23
+    scale = e.pow2(2 - k) * 0.25
+    result = _log_kernel32(e, e.to_float(k), e.fma(x, scale, scale - 1.0), 0.0)
+    result = e.select(x == _INF, _INF, result)
+    result = e.select(x == -1.0, -_INF, result)
+    result = e.select(x < -1.0, _NAN, result)
+    return e.select(e.isnan(x) | (x == 0.0), x, result)
+
+
+def _reduce_pio2_32(e: _Emitter, x: _V) -> tuple[_V, _V, _V]:
+    """x = n pi/2 + rh + rl with |rh| <= pi/4 (1.03 pi/4 at |x| = 2^20) as a float pair, for |x| < 2^20:
+    (rh, rl, n as an i32).
+
+    x - n pi_1 is exact, n pi_2 is split exactly (fma) and subtracted exactly (two-sum), and n pi_3 joins the low
+    part. n rounds x 2/pi with 2/pi as a float, off by up to n 2^-24: that is what bounds |x|.
+    """
+    shifted = e.fma(x, _F32_TWO_OVER_PI, _F32_SHIFT)
+    n = shifted - _F32_SHIFT
+    r = e.fma(-n, _F32_PIO2[0], x)  # exact
+    p, p_err = e.two_prod(n, _F32_PIO2[1])
+    rh, err = e.two_sum(r, -p)
+    rh, rl = e.fast_two_sum(rh, e.fma(-n, _F32_PIO2[2], err - p_err))
+    return rh, rl, e.bits(shifted) - _F32_SHIFT_BITS
+
+
+def _trig32(e: _Emitter, x: _V, which: str) -> _V:
+    """sin(r) = r + r^3 S(r^2), cos(r) = 1 - r^2/2 + r^4 C(r^2), tan(r) = r + r^3 T(r^2) and -1/tan(r) by quadrant,
+    each with the low part rl of r added to first order; -1/t is corrected for the rounding of t."""
+    rh, rl, n = _reduce_pio2_32(e, x)
+    z = rh * rh
+    if which == "tan":
+        tail = e.fma(rh * z, e.poly(z, _F32_TAN), e.fma(z, rl, rl))
+        t = rh + tail
+        inverse = -1.0 / t
+        inverse = e.fma(inverse * inverse, (rh - t) + tail, inverse)  # -1/(t + dt) = -1/t + dt/t^2
+        result = e.select((n & 1) == 1, inverse, t)
+    else:
+        sin = rh + e.fma(rh * z, e.poly(z, _F32_SIN), e.fma(-0.5 * z, rl, rl))
+        cos = e.fma(z, e.fma(z, e.poly(z, _F32_COS), -0.5), 1.0) - rh * rl
+        if which == "cos":
+            n = n + 1  # cos(x) = sin(x + pi/2)
+        value = e.select((n & 1) == 1, cos, sin)
+        result = e.from_bits(e.bits(value) ^ ((n & 2) << 30))  # negated in quadrants 2 and 3
+    if which != "cos":
+        result = e.select(x == 0.0, x, result)  # -0 stays -0
+    return e.select(e.fabs(x) < _F32_TRIG_LIMIT, result, _NAN)  # nan for inf and nan too
+
+
+def _erf32(e: _Emitter, x: _V) -> _V:
+    """a (1 + Y(a^2)) for a = |x| < 0.9, else 1 - exp(H(a) - a^2) (1 from a = 3.92 on; a is capped at 4)."""
+    a = e.fabs(x)
+    small = e.fma(a, e.poly(a * a, _F32_ERF), a)
+    capped = e.select(a > 4.0, 4.0, a)
+    square, square_err = e.two_prod(capped, capped)
+    erfc = _exp_short32(e, e.poly((capped - 2.45) * (1 / 1.55), _F32_ERFC) - square, -square_err)
+    return e.copysign(e.select(a < _F32_ERF_SMALL, small, 1.0 - erfc), x)
+
+
+_NATIVE32: dict[str, Callable[[_Emitter, _V], _V]] = {
+    "exp": _exp32, "log": _log32, "log1p": _log1p32, "expm1": _expm1_32, "tanh": _tanh32, "erf": _erf32,
+    "sin": lambda e, x: _trig32(e, x, "sin"), "cos": lambda e, x: _trig32(e, x, "cos"),
+    "tan": lambda e, x: _trig32(e, x, "tan"),
+}
 
 
 _ALGORITHMS: dict[str, Callable[[_Emitter, _V, _Tables], _V]] = {

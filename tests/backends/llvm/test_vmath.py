@@ -2,9 +2,10 @@
 values, and proof that the loop vectorized.
 
 float64 is compared with numpy's float64 result (at most 2 ulp apart; measured: 1). float32 is compared with
-numpy's float64 result on the same inputs, rounded to float32 - the correctly rounded answer, which vmath
-returns within 1 ulp (measured: 0.5). Not with numpy's float32 functions: on AVX-512 hosts those err by up to
-3.6 ulp themselves, so no accurate implementation is within 2 ulp of them everywhere.
+numpy's float64 result on the same inputs, rounded to float32 - the correctly rounded answer, which vmath's
+native float code returns within 2 ulp (measured over all floats: 1.6 at most, tan). Not with numpy's float32
+functions: on AVX-512 hosts those err by up to 3.6 ulp themselves, so no accurate implementation is within 2 ulp
+of them everywhere.
 """
 
 import ctypes
@@ -12,6 +13,7 @@ import functools
 import itertools
 import math
 import re
+import time
 
 import numpy as np
 import pytest
@@ -23,6 +25,7 @@ from graphc.errors import CompileError
 DTYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType()}
 UNARY = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "erf"]
 N = 100_000
+N32 = 1_000_000  # float32 samples per function (float32 code is fast, and its errors are near the bound)
 
 
 def loop_module(name: str, dtype: str) -> ir.Module:
@@ -84,18 +87,27 @@ def samples(name: str, dtype: str, rng) -> np.ndarray:
     """Wide random inputs for ``name`` plus the special values (those within its domain of accuracy)."""
     f64 = dtype == "float64"
     big, smallest = (1e300, 5e-324) if f64 else (1e37, 1e-45)
+    if not f64:  # ten times the samples, drawn the same way
+        return np.concatenate([samples_one(name, dtype, rng, f64, big, smallest, special=i == 0)
+                               for i in range(N32 // N)])
+    return samples_one(name, dtype, rng, f64, big, smallest, special=True)
+
+
+def samples_one(name: str, dtype: str, rng, f64: bool, big: float, smallest: float, special: bool = False):
     parts = {
         "exp": [magnitudes(rng, 1e-12, 746 if f64 else 104), rng.uniform(-750, 720, N // 4)],
         "expm1": [magnitudes(rng, 1e-12, 720), rng.uniform(-2, 2, N // 4)],
         "log": [magnitudes(rng, smallest, big, signed=False), rng.uniform(0.5, 2, N // 4), -magnitudes(rng, 1, 9, 9)],
         "log1p": [magnitudes(rng, 1e-12, big, signed=False), -magnitudes(rng, 1e-12, 1, N // 2, signed=False),
                   rng.uniform(-3, 1, N // 4)],
-        "sin": [magnitudes(rng, 1e-10, 2.0**80 if f64 else 1e30), rng.uniform(-10, 10, N // 4)],
+        "sin": [magnitudes(rng, 1e-10, 2.0**80 if f64 else 2.0**20), rng.uniform(-10, 10, N // 4)],
         "tanh": [magnitudes(rng, 1e-12, 25), rng.uniform(-3, 3, N // 4)],
         "erf": [magnitudes(rng, 1e-12, 7), rng.uniform(-3, 3, N // 4)],
     }
-    special = [v for v in SPECIAL if name not in ("sin", "cos", "tan") or not abs(v) > 1e30]
-    x = np.concatenate(parts[{"cos": "sin", "tan": "sin"}.get(name, name)] + [np.array(special)])
+    limit = 1e30 if f64 else 2.0**20  # sin, cos, tan are nan from there on (inf and nan are special values)
+    chosen = [v for v in SPECIAL if name not in ("sin", "cos", "tan") or not limit <= abs(v) < np.inf]
+    chosen = chosen if special else []
+    x = np.concatenate(parts[{"cos": "sin", "tan": "sin"}.get(name, name)] + [np.array(chosen)])
     with np.errstate(over="ignore"):
         return x.astype(dtype)
 
@@ -138,8 +150,7 @@ def test_matches_numpy_within_ulps(name, dtype, rng):
     got, exact = run(x), reference(name, x)
     errors = ulp_error(got, exact)
     worst = int(np.argmax(errors))
-    bound = 2.0 if dtype == "float64" else 1.0
-    assert errors[worst] <= bound, f"{name}({x[worst]!r}) = {got[worst]!r}, numpy: {exact[worst]!r}"
+    assert errors[worst] <= 2.0, f"{name}({x[worst]!r}) = {got[worst]!r}, numpy: {exact[worst]!r}"
     bad = ~same_special(got, exact)
     assert not bad.any(), f"{name}{list(zip(x[bad][:5], got[bad][:5]))}, numpy: {exact[bad][:5]}"
 
@@ -168,19 +179,19 @@ def test_pow_matches_numpy_within_ulps_and_on_special_values(dtype, rng):
         exact = np.power(x.astype(np.float64), y.astype(np.float64))
     errors = ulp_error(got, exact)
     worst = int(np.argmax(errors))
-    bound = 2.0 if dtype == "float64" else 1.0
-    assert errors[worst] <= bound, f"pow({x[worst]!r}, {y[worst]!r}) = {got[worst]!r}, numpy: {exact[worst]!r}"
+    assert errors[worst] <= 2.0, f"pow({x[worst]!r}, {y[worst]!r}) = {got[worst]!r}, numpy: {exact[worst]!r}"
     bad = ~same_special(got, exact)
     assert not bad.any(), f"pow{list(zip(x[bad][:5], y[bad][:5], got[bad][:5]))}, numpy: {exact[bad][:5]}"
 
 
-@pytest.mark.parametrize("dtype, accurate, limit", [("float64", 2.0**88, 2.0**100), ("float32", 2.0**102, 2.0**103)])
+@pytest.mark.parametrize("dtype, accurate, limit", [("float64", 2.0**88, 2.0**100), ("float32", 2.0**20, 2.0**20)])
 def test_trigonometry_is_accurate_to_its_documented_limit_and_nan_beyond(dtype, accurate, limit, rng):
     below = (magnitudes(rng, accurate / 2, accurate, 20_000)).astype(dtype)
+    below = below[np.abs(below) < limit]
     beyond = np.array([limit, -limit, limit * 3, np.finfo(dtype).max], dtype=dtype)
     for name in ("sin", "cos", "tan"):
         run, _ = compiled(name, dtype)
-        assert ulp_error(run(below), reference(name, below)).max() <= (2.0 if dtype == "float64" else 1.0)
+        assert ulp_error(run(below), reference(name, below)).max() <= 2.0
         assert np.isnan(run(beyond)).all()
 
 
@@ -192,15 +203,51 @@ def test_tanh_and_expm1_near_zero_are_exact_to_the_last_bits(dtype):
         assert ulp_error(run(x), reference(name, x)).max() <= 1.0, name
 
 
+def vector_width(kind: str) -> int:
+    """Lanes of a 512-bit vector of ``kind`` where the host has AVX-512, else of a 256-bit one."""
+    wide = "+avx512f" in jit.host_target().features
+    return (16 if wide else 8) if kind == "float" else (8 if wide else 4)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sin"])
+@pytest.mark.parametrize("name", UNARY + ["pow"])
 def test_loop_vectorizes_and_calls_nothing_but_intrinsics(name, dtype):
     _, optimized = compiled(name, dtype)
-    assert re.search(r"<(4|8|16) x double>", optimized), optimized
+    if dtype == "float64" or name == "pow":  # float32 pow computes in double
+        assert re.search(r"<(4|8|16) x double>", optimized), optimized
+    else:  # native float: as many lanes as the vector unit holds
+        assert f"<{vector_width('float')} x float>" in optimized, optimized
     assert "graphc.vmath" not in optimized  # inlined
     assert set(re.findall(r"call [^@]*@([\w.]+)", optimized)) <= {
-        f"llvm.{op}.{suffix}" for op in ("fma", "fabs", "floor", "rint", "copysign", "smin")
-        for suffix in ("f64", "v4f64", "v8f64", "v16f64", "i64", "v4i64", "v8i64", "v16i64")}
+        f"llvm.{op}.{suffix}" for op in ("fma", "fabs", "floor", "rint", "copysign", "smin", "smax", "is.fpclass")
+        for suffix in ("f64", "v4f64", "v8f64", "v16f64", "i64", "v4i64", "v8i64", "v16i64",
+                       "f32", "v4f32", "v8f32", "v16f32", "i32", "v4i32", "v8i32", "v16i32")}
+
+
+@pytest.mark.parametrize("name", UNARY + ["pow"])
+def test_float32_throughput_against_numpy(name, rng):
+    """Prints ns per element of the compiled loop and of numpy (one thread each) on 1M and 4M floats; asserts
+    nothing about time (machines differ), only that the loop ran."""
+    run, _ = compiled(name, "float32")
+    numpy_function = {"pow": np.power, "erf": None}.get(name, getattr(np, name, None))
+    for n in (1 << 20, 1 << 22):
+        x = rng.uniform(0.1, 10, n).astype(np.float32)
+        inputs = [x, rng.uniform(-5, 5, n).astype(np.float32)] if name == "pow" else [x]
+        out = run(*inputs)
+        timings = {"vmath": ns_per_element(run, inputs, {})}
+        if numpy_function is not None:
+            timings["numpy"] = ns_per_element(numpy_function, inputs, {"out": out})
+        print(f"float32 {name} n={n}: " + ", ".join(f"{k} {v:.3f} ns/element" for k, v in timings.items()))
+        assert np.isfinite(out).all()
+
+
+def ns_per_element(function, inputs: list[np.ndarray], keywords: dict, repeats: int = 5) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function(*inputs, **keywords)
+        best = min(best, time.perf_counter() - started)
+    return best / inputs[0].size * 1e9
 
 
 def test_each_function_is_defined_once_per_module_and_per_type():
