@@ -32,7 +32,7 @@ from graphc.lower import ir
 from graphc.lower.context import LowerContext, Operand
 from graphc.lower.ir import Declare, Dim, Expr, Index, Load, Local, Stmt, Store
 from graphc.lower.shapes import SymbolicShapes
-from graphc.ops import broadcast, reduce, scalar, shape, state
+from graphc.ops import broadcast, elementwise, reduce, scalar, shape, state
 from graphc.ops.scalar import Call, Const, Input
 from graphc.passes.fusion import ROW_LABELS, broadcast_map, role
 from graphc.passes.partition import Kernel, Kind
@@ -282,6 +282,9 @@ class FusedLowering:
         t = node.inputs[position]
         if t.node in self.inside:
             return self.value(t.node, scope)
+        fill = fill_value(t)
+        if fill is not None:
+            return fill
         return self._load(self.memory[t], self.operand_place(node, position), scope)
 
     def operand_place(self, node: Node, position: int) -> tuple:
@@ -333,8 +336,11 @@ class FusedLowering:
         args = [self.operand(node, i, scope) for i in range(len(node.inputs))]
         return substitute(op.scalar(*(Input(i, a.dtype) for i, a in enumerate(args)), **node.attrs), args)
 
-    def _reordered(self, node: Node, scope: Scope) -> Load:
+    def _reordered(self, node: Node, scope: Scope) -> Expr:
         """A transpose or reshape of a buffer, read at the scope's index."""
+        fill = fill_value(node.inputs[0])
+        if fill is not None:
+            return fill
         source = self.memory[node.inputs[0]]
         here = self.maps[node]
         out_index = [ir.const(0) if a is None else scope.index[a] for a in here]
@@ -373,6 +379,19 @@ def fold(node: Node) -> Fold | None:
         return Fold(Const(limit if highest or not dtype.startswith("float") else -limit, dtype),
                     scalar.minimum if highest else scalar.maximum, same)
     return None
+
+
+_FILLS = {elementwise.ONES_LIKE: 1, elementwise.ZEROS_LIKE: 0}
+
+
+def fill_value(t: Tensor) -> Const | None:
+    """The one value every element of ``t`` holds when that is known without data (a ones_like or zeros_like,
+    through views): fused kernels use the constant instead of reading a buffer of it, so no kernel needs to
+    store a gradient's seed of ones (the program builder does not materialize it)."""
+    node = t.node
+    while node.op in _PASS_THROUGH or node.op in _REORDERS:
+        node = node.inputs[0].node
+    return Const(_FILLS[node.op], t.dtype) if node.op in _FILLS else None
 
 
 def substitute(expr: Expr, args: list[Expr]) -> Expr:

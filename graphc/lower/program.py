@@ -21,7 +21,7 @@ from graphc.graph.node import Node, Tensor
 from graphc.lower import ir
 from graphc.lower import ops as _registered_lowerings  # noqa: F401 - fills LOWERINGS
 from graphc.lower.context import LOWERINGS, LowerContext, Operand
-from graphc.lower.fused import FusedLowering
+from graphc.lower.fused import FusedLowering, fill_value
 from graphc.lower.ir import Buffer, LoopKernel, Program, Stmt
 from graphc.lower.matmul import lower_matmul_kernel
 from graphc.lower.shapes import SymbolicShapes
@@ -99,6 +99,9 @@ class _Builder:
             elif t in self.fetched:
                 written[t] = self._buffer(t, "output")
                 self.outputs[t] = written[t].buffer
+            elif fill_value(t) is not None and all(k.kind in (Kind.ELEMENTWISE, Kind.REDUCTION)
+                                                   for k in self.launched if t in k.inputs):
+                continue  # a fill its readers use as a constant: never stored
             else:
                 written[t] = self._temp(t, kernel)
         self.operands.update(written)
@@ -141,7 +144,7 @@ class _Builder:
     # -- kernels -------------------------------------------------------------------------------------------
     def build(self) -> Lowered:
         self._sources()
-        kernels = [self._lower(k) for k in self.launched]
+        kernels = [k for k in map(self._lower, self.launched) if k.body]  # a kernel left with no output: none
         for n, (new_value, variable) in enumerate(self.commits):
             kernels.append(LoopKernel(f"commit{n}", _copy(new_value.buffer, variable, new_value.size)))
         program = Program(self.buffers, kernels, self.shapes.descriptions(), self.failures)
@@ -162,6 +165,8 @@ class _Builder:
     def _body(self, ctx: LowerContext, kernel: Kernel, memory: dict[Tensor, Operand],
               outputs: dict[Tensor, Operand]) -> list[Stmt]:
         if kernel.kind in (Kind.ELEMENTWISE, Kind.REDUCTION):
+            if not outputs:
+                return []
             return FusedLowering(ctx, kernel, self.shapes, memory, outputs,
                                  scratch=lambda dtype, shape: self._scratch(kernel, dtype, shape)).lower()
         if kernel.kind == Kind.MATMUL:

@@ -29,7 +29,7 @@ import numpy as np
 from graphc.graph.dtypes import INTS
 from graphc.graph.node import Tensor
 from graphc.ops import elementwise as ew
-from graphc.ops.broadcast import BROADCAST_LIKE, SUM_TO, match_shape, may_broadcast
+from graphc.ops.broadcast import BROADCAST_LIKE, MATCH_SHAPE, SUM_TO, match_shape, may_broadcast
 from graphc.ops.reduce import SUM, reduce_sum
 from graphc.ops.shape import BROADCAST_TO, reshape, squeeze
 from graphc.ops.sources import constant
@@ -48,7 +48,7 @@ def is_filled(t: Tensor, value: float) -> bool:
         return bool(array.size) and bool(np.all(array == value))
     if node.op is ew.ONES_LIKE or node.op is ew.ZEROS_LIKE:
         return value == (1 if node.op is ew.ONES_LIKE else 0)
-    if node.op in (BROADCAST_TO, BROADCAST_LIKE):
+    if node.op in (BROADCAST_TO, BROADCAST_LIKE, MATCH_SHAPE):
         return is_filled(node.inputs[0], value)
     return False
 

@@ -1,6 +1,8 @@
 """Whole optimized graphs lowered to programs and run by the IR interpreter equal the numpy backend:
 fused elementwise and reduction kernels, nn row algorithms, GEMMs with epilogues, in-place updates."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,25 @@ def test_integer_products_and_reductions(rng):
         fetches = [gc.matmul(a, b), gc.reduce_sum(a, 0), gc.reduce_max(a > 0, 1), gc.reduce_mean(a)]
         _compare(fetches, {a: rng.integers(-5, 5, (4, 3)).astype("int32"),
                            b: rng.integers(-5, 5, (3, 2)).astype("int32")})
+
+
+def test_gradient_seeds_of_ones_are_constants_not_buffers(rng):
+    """x*y of two (None,) tensors: with unknown sizes assumed equal, the gradients are elementwise kernels that
+    use the seed of ones as a constant; nothing stores a buffer of ones."""
+    with gc.Graph().as_default():
+        x1, x2 = gc.placeholder("float32", (None,)), gc.placeholder("float32", (None,))
+        y = gc.log(x1) + x1 * x2 - gc.sin(x2)
+        grads = gc.gradients(y, [x1, x2])
+        lowered = _compare([y, *grads], {x1: rng.uniform(0.5, 2, 5).astype("float32"),
+                                         x2: rng.uniform(-2, 2, 5).astype("float32")})
+    assert lowered.temps == [] and len(lowered.program.kernels) == 3
+
+
+def test_programs_with_gemms_leave_the_cores_to_blas(rng):
+    from graphc.backends.llvm.native import threads
+
+    with gc.Graph().as_default():
+        a = gc.placeholder("float32", (None, 4))
+        products = lower(gc.optimize([gc.matmul(a, gc.transpose(a))]).partition, [])
+        elementwise = lower(gc.optimize([gc.exp(a)]).partition, [])
+    assert threads(products.program) == 1 and threads(elementwise.program) == len(os.sched_getaffinity(0))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from graphc.backends.llvm import jit
 from graphc.backends.llvm.render import render
-from graphc.lower.ir import Program
+from graphc.lower.ir import Gemm, Program, walk_statements
 from graphc.lower.text import program_text
 from graphc.runtime.cache import DiskCache
 
@@ -34,8 +34,13 @@ class Native:
     loaded: object
 
 
-def threads() -> int:
-    """How many threads parallel loops may use: the CPUs this process may run on."""
+def threads(program: Program) -> int:
+    """How many threads the program's parallel loops may use: the CPUs this process may run on — or one when
+    the program calls GEMMs. OpenBLAS's threads keep spinning for a while after each GEMM; a loop split onto
+    those cores waits for them (measured: the SGD epilogue after a 784x128x512 GEMM took 780 us on two of
+    our threads, 500 us on one), so where there are GEMMs the BLAS owns the cores."""
+    if any(isinstance(s, Gemm) for kernel in program.kernels for s in walk_statements(kernel.body)):
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -55,7 +60,7 @@ def build_native(program: Program, report: object) -> Native:
     target = jit.host_target()
     events: list[str] = []
     cache = DiskCache(on_event=lambda event: events.append(str(event)))
-    count = threads()
+    count = threads(program)
     key = cache.key(FORMAT, target.description, f"threads={count}", program_text(program))
     started = time.perf_counter()
     entry = cache.get(key)
