@@ -201,6 +201,7 @@ class FusedLowering:
 
     def _row_body(self, indices: tuple[Index, ...]) -> list[Stmt]:
         row = Scope(dict(zip(self.kept, indices)), [])
+        self.row_shared: dict[Tensor, tuple] = {}  # row values several row algorithms share (rows.py)
         for node in self.nodes:
             if node in self.stored or self.is_full(node) and role(node) != Kind.REDUCTION:
                 continue  # full-shape values are computed inside the inner loops that need them
@@ -233,17 +234,17 @@ class FusedLowering:
 
         return list(ir.loop_nest(self.ctx.names, [self.extent[a] for a in self.reduced], build))
 
-    def row_cache(self, node: Node) -> RowCache | None:
-        """The kernel's one full-shape output, lent to the row algorithm of ``node`` as scratch for a value it
-        would otherwise compute twice (softmax's exponentials): the last inner loop reads each element back
-        before it stores the output there. Only when that output is laid out exactly like the kernel's
-        iteration space and of the node's dtype, and only to one node per kernel."""
+    def row_cache(self, source: Tensor) -> RowCache | None:
+        """The kernel's one full-shape output, lent as scratch for a value of each element of ``source`` (read
+        over the whole iteration space) that a row algorithm would otherwise compute twice (softmax's
+        exponentials): the last inner loop reads each element back before it stores the output there. Only
+        when that output is laid out exactly like the iteration space and of ``source``'s dtype, once a row."""
         full = [(t, o) for t, o in self.outputs.items() if self.is_full(t.node)]
         identity = tuple(range(self.rank))
-        if self._cache_lent or len(full) != 1 or self.maps[node] != identity:
+        if self._cache_lent or len(full) != 1:
             return None
         tensor, operand = full[0]
-        if self.maps[tensor.node] != identity or operand.dtype != node.outputs[0].dtype:
+        if self.maps[tensor.node] != identity or operand.dtype != source.dtype:
             return None
         self._cache_lent = True
         strides = ir.row_major_strides(self.extent)

@@ -139,44 +139,45 @@ def _arg(better: Callable[[Expr, Expr], Expr], start: Callable[[str], float | in
     return algorithm
 
 
-def _softmax_parts(r: Row) -> tuple[FullValue, Local, Local]:
+def _exponentials(r: Row) -> tuple[FullValue, Local, FullValue, Local]:
+    """(x, max x, e, Σe) of the row, with e = exp(x − max x), computed once per row for every row algorithm of
+    the kernel that reads the same x (a cross-entropy's loss and gradient). The summing loop stores e into the
+    kernel's output when the kernel lends it (``row_cache``), and e is read back later instead of recomputed."""
+    x_tensor = r.node.inputs[0]
+    shared = r.lowering.row_shared.get(x_tensor)
+    if shared is not None:
+        return shared
     x = r.input()
     peak = r.max(x, r.dtype)
-    total = r.sum(lambda scope: scalar.exp(x(scope) - peak), r.dtype)
-    return x, peak, total
-
-
-def _exponentials(r: Row) -> tuple[FullValue, Local]:
-    """(e, Σe) with e = exp(x − max x) per element: e stored by the summing loop into the kernel's output, when
-    the kernel lends it (``row_cache``), and read back later instead of being computed again."""
-    x = r.input()
-    peak = r.max(x, r.dtype)
-    cache = r.lowering.row_cache(r.node)
+    cache = r.lowering.row_cache(x_tensor)
     if cache is None:
-        return (lambda scope: scalar.exp(x(scope) - peak)), r.sum(lambda scope: scalar.exp(x(scope) - peak), r.dtype)
+        total = r.sum(lambda scope: scalar.exp(x(scope) - peak), r.dtype)
+        result = (x, peak, lambda scope: scalar.exp(x(scope) - peak), total)
+    else:
+        def add_and_keep(acc: Local, scope: Scope) -> list[ir.Stmt]:
+            e = Local(r.lowering.ctx.names("e"), r.dtype)
+            return [Declare(e, scalar.exp(x(scope) - peak)), ir.Store(cache.buffer, cache.at(scope), e),
+                    Assign(acc, acc + e, reassociate=True)]
 
-    def add_and_keep(acc: Local, scope: Scope) -> list[ir.Stmt]:
-        e = Local(r.lowering.ctx.names("e"), r.dtype)
-        return [Declare(e, scalar.exp(x(scope) - peak)), ir.Store(cache.buffer, cache.at(scope), e),
-                Assign(acc, acc + e, reassociate=True)]
-
-    total = r.accumulate(Const(0, r.dtype), add_and_keep)
-    return (lambda scope: ir.Load(cache.buffer, cache.at(scope))), total
+        total = r.accumulate(Const(0, r.dtype), add_and_keep)
+        result = (x, peak, lambda scope: ir.Load(cache.buffer, cache.at(scope)), total)
+    r.lowering.row_shared[x_tensor] = result
+    return result
 
 
 def _softmax(r: Row) -> FullValue:
-    e, total = _exponentials(r)
+    _, _, e, total = _exponentials(r)
     return lambda scope: e(scope) / total
 
 
 def _log_softmax(r: Row) -> FullValue:
-    x, peak, total = _softmax_parts(r)
+    x, peak, _, total = _exponentials(r)
     log_total = r.local(scalar.log(total))
     return lambda scope: (x(scope) - peak) - log_total
 
 
 def _softmax_cross_entropy(r: Row) -> Expr:
-    x, peak, total = _softmax_parts(r)
+    x, peak, _, total = _exponentials(r)
     log_total = r.local(scalar.log(total))
     labels = r.input(1)
     return -r.sum(lambda scope: labels(scope) * ((x(scope) - peak) - log_total), r.dtype)
@@ -184,13 +185,13 @@ def _softmax_cross_entropy(r: Row) -> Expr:
 
 def _sparse_softmax_cross_entropy(r: Row) -> Expr:
     label = r.label()
-    _, peak, total = _softmax_parts(r)
+    _, peak, _, total = _exponentials(r)
     return scalar.log(total) - (r.at(0, label) - peak)
 
 
 def _sparse_softmax_cross_entropy_grad(r: Row) -> FullValue:
     label = r.label()
-    e, total = _exponentials(r)
+    _, _, e, total = _exponentials(r)
     (axis,) = r.lowering.reduced
     return lambda scope: scalar.select(scalar.eq(scope.index[axis], label), e(scope) / total - 1, e(scope) / total)
 

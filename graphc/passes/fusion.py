@@ -33,7 +33,8 @@ Rules. Nodes are visited from the outputs back; a producer joins the kernel of i
     axes: it stays with that reduction,
   - the kernel stays within ``max_nodes`` ops and ``max_inputs`` inputs ("size limit"), and kernels acyclic.
 A value whose consumers lie in several kernels joins the first one and is materialized for the others
-("value used by two kernels"). Row values wait for their reduction: an elementwise node broadcast in its
+("value used by two kernels"). Finally, reductions over the same axes of the same shape that read a common
+value and do not depend on each other merge into one kernel (a cross-entropy's loss and its gradient). Row values wait for their reduction: an elementwise node broadcast in its
 consumer's kernel joins provisionally, and if no reduction over the axes it is broadcast along joins that
 kernel, the plan is redone with that node cut. A ``sum_to`` whose summed axes depend on run-time sizes
 (a None dim summed to a None dim) is opaque. Each cut records a ``Boundary`` with one of ``Reason.ALL`` and
@@ -440,6 +441,45 @@ def _space(group: Group) -> str:
     return shown if not group.axes else f"{shown} reducing axes {group.axes}"
 
 
+def _merge_siblings(planner: _Planner) -> None:
+    """Reductions over the same axes of the same shape that read a common value share one kernel when neither
+    needs the other: a softmax cross-entropy's loss and its gradient then read the logits once, and compute
+    the row's max and sum of exponentials once (graphc/lower/rows.py shares them)."""
+    group_of = planner.group_of
+    while True:
+        groups = list({id(g): g for g in group_of.values() if g.kind == Kind.REDUCTION and g.pending is None}
+                      .values())
+        members = {id(g): [n for n, h in group_of.items() if h is g] for g in groups}
+        reads = {id(g): {t for n in members[id(g)] for i, t in enumerate(n.inputs)
+                         if not shape_only(n, i) and group_of[t.node] is not g} for g in groups}
+        pair = next(((a, b) for i, a in enumerate(groups) for b in groups[i + 1:]
+                     if (a.shape, a.axes) == (b.shape, b.axes) and reads[id(a)] & reads[id(b)]
+                     and len(members[id(a)]) + len(members[id(b)]) <= planner.options.max_nodes
+                     and not _reaches(planner, a, b) and not _reaches(planner, b, a)), None)
+        if pair is None:
+            return
+        a, b = pair
+        a.maps.update(b.maps)
+        for node in members[id(b)]:
+            group_of[node] = a
+
+
+def _reaches(planner: _Planner, start: Group, target: Group) -> bool:
+    """Whether a value of ``start``'s kernel flows, through any kernels, into ``target``'s."""
+    seen, stack = {id(start)}, [start]
+    while stack:
+        group = stack.pop()
+        for node in [n for n, g in planner.group_of.items() if g is group]:
+            for successor in planner.successors[node]:
+                following = planner.group_of[successor]
+                if following is target:
+                    return True
+                if id(following) not in seen:
+                    seen.add(id(following))
+                    stack.append(following)
+    return False
+
+
 # -- the public entry point -------------------------------------------------------------------------------
 def plan_kernels(graph: Graph | None, outputs: Sequence[Tensor | Node] | None = None, *, fuse: bool = True,
                  matmul_epilogues: bool = True, max_nodes: int = MAX_NODES,
@@ -459,6 +499,8 @@ def plan_kernels(graph: Graph | None, outputs: Sequence[Tensor | Node] | None = 
         unconfirmed = {n for n, g in planner.group_of.items() if g.axes is None and g.pending is not None
                        and g.maps[n] is not None and _along(g.maps[n], g.shape) != _varying(g.shape)}
         if unconfirmed <= forbidden:
+            if fuse:
+                _merge_siblings(planner)
             return assemble(graph, outputs, nodes, planner.group_of, planner.cuts)
         forbidden |= unconfirmed
 

@@ -107,3 +107,29 @@ def test_programs_with_gemms_leave_the_cores_to_blas(rng):
         products = lower(gc.optimize([gc.matmul(a, gc.transpose(a))]).partition, [])
         elementwise = lower(gc.optimize([gc.exp(a)]).partition, [])
     assert threads(products.program) == 1 and threads(elementwise.program) == len(os.sched_getaffinity(0))
+
+
+def test_cross_entropy_loss_and_gradient_share_one_kernel_and_one_exp(rng):
+    """Sibling reductions over the same rows merge (fusion), and the row's max and exponentials are computed
+    once for both: the logits are read by one kernel, which calls exp once per element."""
+    with gc.Graph().as_default():
+        z, y = gc.placeholder("float32", (None, 7)), gc.placeholder("int64", (None,))
+        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(z, y))
+        (grad,) = gc.gradients(loss, [z])
+        lowered = _compare([loss, grad], {z: rng.standard_normal((5, 7)).astype("float32"),
+                                          y: rng.integers(0, 7, 5)})
+    from graphc.lower.text import kernel_text
+
+    readers = [k for k in lowered.program.kernels if any(b.role == "feed" and b.dtype == "float32"
+                                                         for b in _loaded(k.body))]
+    assert len(readers) == 1
+    general = kernel_text(readers[0]).split("else:")[-1]  # the version for run-time broadcasts repeats the loops
+    assert general.count("exp(") == 1
+
+
+def _loaded(body):
+    """The buffers a kernel's statements load from."""
+    from graphc.lower.ir import Load, walk_expr, walk_statements
+
+    expressions = [getattr(s, f) for s in walk_statements(body) for f in ("value", "condition") if hasattr(s, f)]
+    return {e.buffer for x in expressions for e in walk_expr(x) if isinstance(e, Load)}
