@@ -34,7 +34,7 @@ from graphc.lower.ir import Declare, Dim, Expr, Index, Load, Local, Stmt, Store
 from graphc.lower.shapes import SymbolicShapes
 from graphc.ops import broadcast, elementwise, reduce, scalar, shape, state
 from graphc.ops.scalar import Call, Const, Input
-from graphc.passes.fusion import ROW_LABELS, broadcast_map, role
+from graphc.passes.fusion import ROW_LABELS, input_place, role
 from graphc.passes.partition import Kernel, Kind
 
 _PASS_THROUGH = {shape.EXPAND_DIMS, shape.SQUEEZE, shape.BROADCAST_TO, broadcast.BROADCAST_LIKE, broadcast.MATCH_SHAPE}
@@ -290,18 +290,9 @@ class FusedLowering:
 
     def operand_place(self, node: Node, position: int) -> tuple:
         """Where input ``position`` of ``node`` lies in the kernel's iteration space (as the planner placed it)."""
-        here, t = self.maps[node], node.inputs[position]
         if role(node) == Kind.REDUCTION:
             return self.kept if node.op in ROW_LABELS and position == 1 else tuple(range(self.rank))
-        if node.op is shape.EXPAND_DIMS:
-            axis = node.attrs["axis"]
-            return here[:axis] + here[axis + 1:]
-        if node.op is shape.SQUEEZE:
-            place = list(here)
-            for axis in sorted(node.attrs["axis"]):
-                place.insert(axis, None)
-            return tuple(place)
-        return broadcast_map(t.shape, node.outputs[0].shape, here)
+        return input_place(node, position, self.maps[node])
 
     def _load(self, operand: Operand, place: tuple, scope: Scope) -> Load:
         offset: Expr = ir.const(0)
@@ -327,6 +318,8 @@ class FusedLowering:
             return self.operand(node, 1, scope)
         if op is state.ASSIGN_ADD:
             return scalar.add(self.operand(node, 0, scope), self.operand(node, 1, scope))
+        if op in _FILLS:  # its input is read for its shape only
+            return Const(_FILLS[op], node.outputs[0].dtype)
         if op in _PASS_THROUGH:
             return self.operand(node, 0, scope)
         if op in _REORDERS:

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from graphc.lower.ir import (
     Assign,
     Buffer,
@@ -18,48 +16,28 @@ from graphc.lower.ir import (
     Fail,
     Gemm,
     If,
-    Index,
     Load,
-    Local,
     Loop,
     LoopKernel,
     Program,
     Stmt,
     Store,
 )
-from graphc.ops.scalar import CAST, Call, Const, Expr
+from graphc.ops.scalar import Expr, to_text
 
 INDENT = "  "
 
 
 def expr_text(e: Expr) -> str:
-    return _text(e)[0]
+    return to_text(e, leaf=_leaf)
 
 
-def _text(e: Expr) -> tuple[str, int]:
+def _leaf(e: Expr) -> str:
     if isinstance(e, Load):
-        return f"{e.buffer.name}[{expr_text(e.index)}]", 10
-    if isinstance(e, Index | Local):
-        return e.name, 10
+        return f"{e.buffer.name}[{expr_text(e.index)}]"
     if isinstance(e, Dim):
-        return f"d{e.slot}", 10
-    if isinstance(e, Const):
-        text = ("true" if e.value else "false") if e.dtype == "bool" else str(np.dtype(e.dtype).type(e.value))
-        return text, (10 if not text.startswith("-") else 6)
-    assert isinstance(e, Call)
-    p = e.primitive
-    parts = [_text(a) for a in e.args]
-    if p.symbol and p.arity == 1:
-        return f"{p.symbol}{_wrap(parts[0], p.precedence, True)}", p.precedence
-    if p.symbol:
-        return f"{_wrap(parts[0], p.precedence, False)} {p.symbol} {_wrap(parts[1], p.precedence, True)}", p.precedence
-    name = f"cast<{e.to}>" if p is CAST else p.name
-    return f"{name}({', '.join(t for t, _ in parts)})", 10
-
-
-def _wrap(part: tuple[str, int], precedence: int, strict: bool) -> str:
-    text, inner = part
-    return f"({text})" if inner < precedence or (strict and inner == precedence) else text
+        return f"d{e.slot}"
+    return e.name  # an Index or a Local
 
 
 def statements_text(body: tuple[Stmt, ...] | list[Stmt], depth: int = 1) -> list[str]:

@@ -297,20 +297,24 @@ def _evaluate_one(e: Expr, values: list[np.ndarray], computed: dict[Expr, np.nda
     return np.asarray(e.primitive.numpy(*args), dtype=e.dtype)
 
 
-def to_text(expr: Expr, names: Sequence[str] | None = None) -> str:
-    """``expr`` as one line of math: operands are ``x0, x1, …`` (or ``names``), casts ``cast<dtype>(…)``."""
-    return _text(expr, names)[0]
+def to_text(expr: Expr, names: Sequence[str] | None = None,
+            leaf: Callable[[Expr], str] | None = None) -> str:
+    """``expr`` as one line of math: operands are ``x0, x1, …`` (or ``names``), casts ``cast<dtype>(…)``.
+    ``leaf`` prints other kinds of leaf (the loop-nest IR's loads, indices and locals)."""
+    return _text(expr, names, leaf)[0]
 
 
-def _text(e: Expr, names: Sequence[str] | None) -> tuple[str, int]:
+def _text(e: Expr, names: Sequence[str] | None, leaf: Callable[[Expr], str] | None = None) -> tuple[str, int]:
     """The text of ``e`` and its precedence (10 for atoms and calls)."""
     if isinstance(e, Input):
         return (names[e.index] if names else f"x{e.index}"), 10
     if isinstance(e, Const):
         text = ("true" if e.value else "false") if e.dtype == "bool" else str(np.dtype(e.dtype).type(e.value))
         return text, (10 if not text.startswith("-") else 6)
+    if not isinstance(e, Call):
+        return leaf(e), 10
     p = e.primitive
-    parts = [_text(a, names) for a in e.args]
+    parts = [_text(a, names, leaf) for a in e.args]
     if p.symbol and p.arity == 1:
         return f"{p.symbol}{_wrap(parts[0], p.precedence, strict=True)}", p.precedence
     if p.symbol:

@@ -33,10 +33,11 @@ Rules. Nodes are visited from the outputs back; a producer joins the kernel of i
     axes: it stays with that reduction,
   - the kernel stays within ``max_nodes`` ops and ``max_inputs`` inputs ("size limit"), and kernels acyclic.
 A value whose consumers lie in several kernels joins the first one and is materialized for the others
-("value used by two kernels"). Finally, reductions over the same axes of the same shape that read a common
-value and do not depend on each other merge into one kernel (a cross-entropy's loss and its gradient). Row values wait for their reduction: an elementwise node broadcast in its
+("value used by two kernels"). Row values wait for their reduction: an elementwise node broadcast in its
 consumer's kernel joins provisionally, and if no reduction over the axes it is broadcast along joins that
-kernel, the plan is redone with that node cut. A ``sum_to`` whose summed axes depend on run-time sizes
+kernel, the plan is redone with that node cut. Finally, reductions over the same axes of the same shape
+that read a common value and do not depend on each other merge into one kernel (a cross-entropy's loss
+and its gradient). A ``sum_to`` whose summed axes depend on run-time sizes
 (a None dim summed to a None dim) is opaque. Each cut records a ``Boundary`` with one of ``Reason.ALL`` and
 a message naming the nodes involved.
 
@@ -160,6 +161,19 @@ def _varying(dims: tuple, axes: tuple | None = None) -> tuple:
 def _along(place: tuple, dims: tuple) -> tuple:
     """The axes a node placed at ``place`` varies along (its size-1 dims do not count)."""
     return tuple(a for a in place if a is not None and dims[a] != 1)
+
+
+def input_place(node: Node, position: int, here: tuple) -> tuple:
+    """Where input ``position`` of an elementwise op or a view placed at ``here`` lies in its kernel's space."""
+    if node.op is shape.EXPAND_DIMS:
+        axis = node.attrs["axis"]
+        return here[:axis] + here[axis + 1:]
+    if node.op is shape.SQUEEZE:
+        place = list(here)
+        for axis in sorted(node.attrs["axis"]):
+            place.insert(axis, None)
+        return tuple(place)
+    return broadcast_map(node.inputs[position].shape, node.outputs[0].shape, here)
 
 
 def broadcast_map(operand: tuple, result: tuple, result_map: tuple) -> tuple:
@@ -302,17 +316,9 @@ class _Planner:
         if kind == Kind.REDUCTION:
             kept = _kept(group.shape, group.axes)
             return kept if c.op in ROW_LABELS and i == 1 else _full(len(group.shape))
-        if c.op is shape.EXPAND_DIMS:
-            axis = c.attrs["axis"]
-            return here[:axis] + here[axis + 1:]
-        if c.op is shape.SQUEEZE:
-            place = list(here)
-            for axis in sorted(c.attrs["axis"]):
-                place.insert(axis, None)
-            return tuple(place)
         if c.op in _REORDERS:
             return Cut(Reason.SHAPE_MISMATCH, f"{c.op.name} '{c.name}' reads its input in another order")
-        return broadcast_map(c.inputs[i].shape, c.outputs[0].shape, here)
+        return input_place(c, i, here)
 
     def _join_as_product(self, p: Node, group: Group, place: Any) -> _Join | Cut:
         if not self.options.matmul_epilogues:
