@@ -1,6 +1,6 @@
 """The ``graphc`` command: inspect the graph a Python script builds, from the shell.
 
-    graphc dump SCRIPT.py [--stage raw|grad|optimized|kernels] [--no-sources]
+    graphc dump SCRIPT.py [--stage raw|grad|optimized|kernels|loops] [--no-sources]
     graphc viz SCRIPT.py -o out.html [--stage ...]
     graphc compare SCRIPT.py
     graphc bench [--quick]
@@ -30,6 +30,7 @@ from typing import Any
 
 SCRIPT_MODULE = "graphc_script"
 _PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
+LOOPS = "loops"  # a dump-only stage: the kernels' loop nests (graphc/lower), as text
 BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "bench" / "run.py"
 COMPARE_CONTRACT = ("build() must return (y, xs, feed_dict) or a dict with the keys 'y', 'xs' and 'feed_dict': "
                     "y a tensor, xs a placeholder or a list of them, feed_dict the point to differentiate at")
@@ -175,6 +176,12 @@ def dump(args: argparse.Namespace) -> int:
     import graphc as gc
 
     target = graph_target(load_script(args.script))
+    if args.stage == LOOPS:  # after the kernels: the loop nests the compiled backends render
+        from graphc.lower.program import lower
+
+        kernels = gc.viz.stage(target, "kernels")
+        print(lower(kernels.partition, [t for t in kernels.outputs if isinstance(t, gc.Tensor)]).program)
+        return 0
     print(gc.viz.text(gc.viz.stage(target, args.stage), sources=args.sources))
     return 0
 
@@ -227,6 +234,7 @@ def bench(args: argparse.Namespace) -> int:
 
 # -- the command line -------------------------------------------------------------------------------------
 def _dump_arguments(sub: argparse.ArgumentParser, stages: Sequence[str]) -> None:
+    stages = (*stages, LOOPS)
     sub.add_argument("script", metavar="SCRIPT.py")
     sub.add_argument("--stage", choices=stages, default="grad",
                      help="the stage to show: " + ", ".join(stages) + " (default %(default)s)")

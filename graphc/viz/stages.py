@@ -2,7 +2,8 @@
 
 ``raw``: the graph as the user built it, without the nodes differentiation added; ``grad``: with them;
 ``optimized``: after ``gc.optimize``; ``kernels``: the optimized graph partitioned into fused kernels.
-(Generated code per kernel joins once a compiled backend exists.)
+The loop nests each kernel is lowered to are text only: ``graphc dump --stage loops`` or
+``sess.compiled(...).loops``.
 """
 
 from __future__ import annotations

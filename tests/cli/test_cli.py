@@ -61,6 +61,10 @@ def test_dump_stages_and_no_sources(capsys):
     code, kernels, _ = run(capsys, "dump", LECTURE, "--stage", "kernels", "--no-sources")
     assert code == 0 and kernels.startswith("graph: 12 nodes in 3 kernels")
     assert [line.split()[0] for line in kernels.splitlines() if line.startswith("  k")] == ["k0", "k1", "k2"]
+    code, loops, _ = run(capsys, "dump", LECTURE, "--stage", "loops")
+    assert code == 0 and loops.startswith("dims: d0 = run count")
+    assert [line for line in loops.splitlines() if line.startswith("kernel ")] == ["kernel k0:", "kernel k1:",
+                                                                                  "kernel k2:"]
 
 
 def test_dump_equals_the_python_api(capsys):
