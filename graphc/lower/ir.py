@@ -71,7 +71,7 @@ class Buffer:
     role: str
     value: np.ndarray | None = None
 
-    ROLES = ("feed", "variable", "constant", "output", "temp")
+    ROLES = ("feed", "variable", "constant", "output", "temp", "shape-only")  # shape-only: never read or written
 
     @property
     def size(self) -> Expr:
