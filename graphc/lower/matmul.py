@@ -30,7 +30,7 @@ def lower_matmul_kernel(ctx: LowerContext, kernel: Kernel, shapes: SymbolicShape
                         outputs: Mapping[Tensor, Operand], product: Operand) -> list[Stmt]:
     """The product into ``product`` (an output of the kernel, or a scratch buffer), then the epilogue."""
     root = kernel.root
-    statements = _product(ctx, root, memory, product, shapes)
+    statements = _product(ctx, root, memory, product)
     if kernel.epilogue:
         epilogue_outputs = {t: o for t, o in outputs.items() if t.node is not root}
         fused = FusedLowering(ctx, kernel, shapes, memory, epilogue_outputs, stored={root: product})
@@ -46,8 +46,7 @@ def _operand(node: Node, position: int, memory: Mapping[Tensor, Operand]) -> tup
     return memory[t], False
 
 
-def _product(ctx: LowerContext, node: Node, memory: Mapping[Tensor, Operand], out: Operand,
-             shapes: SymbolicShapes) -> list[Stmt]:
+def _product(ctx: LowerContext, node: Node, memory: Mapping[Tensor, Operand], out: Operand) -> list[Stmt]:
     (a, trans_a), (b, trans_b) = _operand(node, 0, memory), _operand(node, 1, memory)
     if node.op is linalg.TENSORDOT:
         a_axes, b_axes = _stored_axes(node, 0, trans_a), _stored_axes(node, 1, trans_b)

@@ -102,9 +102,7 @@ def _is_nan(x: Expr) -> Expr:
 def _folded(r: Row) -> Expr:
     """A one-pass reduction (sum, mean, prod, max, min, sum_to): its fold over the row."""
     steps = fold(r.node)
-    total = r.accumulate(steps.initial, lambda acc, scope: [
-        Assign(acc, steps.combine(acc, scalar.cast(r.input()(scope), acc.dtype)), reassociate=True)])
-    return steps.finish(total, r.count(r.dtype))
+    return steps.finish(r.fold(steps.combine, steps.initial, r.input()), r.count(r.dtype))
 
 
 def _logsumexp(r: Row) -> Expr:

@@ -17,7 +17,6 @@ import numpy as np
 from graphc.errors import AssumptionError, GraphcError, ShapeError
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, format_shape
-from graphc.lower.context import RUN_COUNT_SLOT
 from graphc.lower.ir import Dim, Expr, const
 from graphc.ops.sources import PLACEHOLDER
 
@@ -52,29 +51,21 @@ class SymbolicShapes:
 
 
 class ShapeResolver:
-    """Concrete dims for one set of feed shapes: ``dims(feeds, run_count)`` -> the int64 dims argument."""
+    """Concrete sizes for one set of feed shapes: ``resolve(feed_shapes)`` -> (the int64 dims argument, every
+    tensor's concrete shape). Not cached here: the executable caches what it derives per set of feed shapes."""
 
     def __init__(self, shapes: SymbolicShapes) -> None:
         # every node that touches an unknown size: its shape rule rejects run-time sizes that do not fit it
         self.nodes = [n for n in shapes.nodes if n.op is PLACEHOLDER
                       or any(None in t.shape for t in (*n.outputs, *n.inputs))]
         self.shapes = shapes
-        self._cache: dict[tuple, np.ndarray] = {}
 
-    def dims(self, feed_shapes: dict[Node, tuple[int, ...]], run_count: int) -> np.ndarray:
-        key = tuple(feed_shapes[n] for n in self.nodes if n.op is PLACEHOLDER)
-        dims = self._cache.get(key)
-        if dims is None:
-            dims = self._cache[key] = self._resolve(feed_shapes)
-        dims = dims.copy()
-        dims[RUN_COUNT_SLOT] = run_count
-        return dims
-
-    def concrete(self, feed_shapes: dict[Node, tuple[int, ...]], run_count: int = 0) -> dict[Tensor, tuple]:
-        """Every tensor's concrete shape (for sizing buffers): static ones as declared."""
-        dims = self.dims(feed_shapes, run_count)
-        return {t: tuple(int(dims[e.slot]) if isinstance(e, Dim) else int(e.value) for e in shape)
-                for t, shape in self.shapes.items()}
+    def resolve(self, feed_shapes: dict[Node, tuple[int, ...]]) -> tuple[np.ndarray, dict[Tensor, tuple]]:
+        """(dims with the run count slot 0, each tensor's concrete shape — static ones as declared)."""
+        dims = self._resolve(feed_shapes)
+        shapes = {t: tuple(int(dims[e.slot]) if isinstance(e, Dim) else int(e.value) for e in shape)
+                  for t, shape in self.shapes.items()}
+        return dims, shapes
 
     def _resolve(self, feed_shapes: dict[Node, tuple[int, ...]]) -> np.ndarray:
         known: dict[Tensor, TensorType] = {}

@@ -13,9 +13,8 @@ from graphc.lower.shapes import ShapeResolver
 def run_lowered(lowered: Lowered, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray],
                 run_count: int = 0) -> tuple[dict[Tensor, np.ndarray], dict[Node, np.ndarray]]:
     """(fetched outputs, new variable values) of one run; ``variables`` are not modified."""
-    resolver = ShapeResolver(lowered.shapes)
-    dims = resolver.dims({n: a.shape for n, a in feeds.items()}, run_count)
-    concrete = resolver.concrete({n: a.shape for n, a in feeds.items()}, run_count)
+    dims, concrete = ShapeResolver(lowered.shapes).resolve({n: a.shape for n, a in feeds.items()})
+    dims[0] = run_count
     arrays = {}
     for buffer in lowered.program.buffers:
         if buffer.role == "feed":

@@ -26,6 +26,7 @@ from graphc.lower.program import Lowered, lower
 from graphc.lower.shapes import ShapeResolver
 from graphc.ops import sources, state
 from graphc.passes.fusion import plan_kernels
+from graphc.passes.partition import Kind
 from graphc.runtime.plan import Plan
 
 _ONLY_HERE = 3  # sys.getrefcount of an array referenced by self._returned only (+ the local, + the argument)
@@ -62,8 +63,8 @@ class LLVMExecutable:
         self.report = CompileReport()
         started = time.perf_counter()
         self.partition = plan_kernels(plan.graph, plan.targets)
-        fetched = [t for t in plan.targets if isinstance(t, Tensor) and t.node in self.partition.kernel_of
-                   and not self.partition.kernel_of[t.node].kind == "source"]
+        fetched = [t for t in plan.targets if isinstance(t, Tensor)
+                   and self.partition.kernel_of[t.node].kind != Kind.SOURCE]
         self.lowered: Lowered = lower(self.partition, fetched)
         self.report.stages["lower"] = time.perf_counter() - started
         self.native = build_native(self.lowered.program, self.report)
@@ -76,6 +77,8 @@ class LLVMExecutable:
         self._variables = [(self._index[id(b)], n) for n, b in self.lowered.variables.items()]
         self._outputs = [(self._index[id(b)], t, b.dtype) for t, b in self.lowered.outputs.items()]
         self._constants = {self._index[id(b)]: _contiguous(b.value) for b in buffers if b.role == "constant"}
+        self._fetched_variables = {t.node for t in plan.targets
+                                   if isinstance(t, Tensor) and t.node.op is state.VARIABLE}
         self._sized: dict[tuple, _Sized] = {}
         self._returned: dict[Tensor, np.ndarray] = {}  # each fetched output's array of the last run
 
@@ -106,8 +109,7 @@ class LLVMExecutable:
             table[i] = feeds[node].ctypes.data
         if monitor is not None:  # observed runs work on copies: a failed check must leave variables untouched
             variables = {n: np.array(v) for n, v in variables.items()}
-        before = {t.node: np.array(variables[t.node]) for t in self.plan.targets
-                  if isinstance(t, Tensor) and t.node.op is state.VARIABLE}
+        before = {node: np.array(variables[node]) for node in self._fetched_variables}
         for i, node in self._variables:
             table[i] = _checked_variable(node, variables[node]).ctypes.data
         outputs = {}
@@ -177,8 +179,7 @@ class LLVMExecutable:
         key = tuple(feed_shapes.get(n, ()) for n in self.lowered.feeds)
         sized = self._sized.get(key)
         if sized is None:
-            dims = self._resolver.dims(feed_shapes, 0)
-            shapes = self._resolver.concrete(feed_shapes, 0)
+            dims, shapes = self._resolver.resolve(feed_shapes)
             self._check_extents(shapes)
             temps = self.lowered.temps
             offsets, total = plan_arena(temps, self.lowered.lifetimes, dims)
@@ -191,16 +192,15 @@ class LLVMExecutable:
             sized = self._sized[key] = _Sized(dims, shapes, arena, table)
         return sized
 
-
     def _check_extents(self, shapes: dict[Tensor, tuple[int, ...]]) -> None:
         """Every value a fused kernel stores spans the kernel's run-time extent along each axis it runs on (two
         unknown sizes that broadcast at run time, 1 against n, cannot share one loop): checked before native
         code writes anything."""
         for kernel in self.partition.launched():
-            if kernel.kind not in ("elementwise", "reduction", "matmul"):
+            if kernel.kind not in (Kind.ELEMENTWISE, Kind.REDUCTION, Kind.MATMUL):
                 continue
             root = kernel.root
-            extent = shapes[root.inputs[0] if kernel.kind == "reduction" else root.outputs[0]]
+            extent = shapes[root.inputs[0] if kernel.kind == Kind.REDUCTION else root.outputs[0]]
             for tensor in kernel.outputs:
                 place = kernel.index_maps.get(tensor.node)
                 sizes = shapes[tensor]
