@@ -87,6 +87,11 @@ class FusedLowering:
         self.kept = tuple(a for a in range(self.rank) if a not in self.reduced)
         self.extent = self._extents()
         self.full_values: dict[Node, FullValue] = {}
+        # state of one build of the statements (lower() builds them once, or twice: see there)
+        self._broadcasts: list[tuple[Expr, Expr]] = []  # (operand size, kernel extent) that may broadcast
+        self._plain_strides = False  # the usual-case version: every such size equals the extent
+        self._cache_lent = False  # the kernel's full output lent to a row algorithm (row_cache)
+        self.row_shared: dict[Tensor, tuple] = {}  # row values several row algorithms share (rows.py)
 
     # -- the kernel's loops ------------------------------------------------------------------------------
     def _extents(self) -> list[Expr]:
@@ -104,8 +109,6 @@ class FusedLowering:
         (broadcast at run time), its stride is chosen at run time, which keeps loops from vectorizing; so the
         kernel comes in two versions: one for the usual case, every such size equal to the kernel's, with
         plain strides, and the general one, chosen between by one test before the loops."""
-        self._broadcasts: list[tuple[Expr, Expr]] = []
-        self._plain_strides = False
         general = self._body()
         if not self._broadcasts:
             return general
@@ -201,7 +204,7 @@ class FusedLowering:
 
     def _row_body(self, indices: tuple[Index, ...]) -> list[Stmt]:
         row = Scope(dict(zip(self.kept, indices)), [])
-        self.row_shared: dict[Tensor, tuple] = {}  # row values several row algorithms share (rows.py)
+        self.row_shared = {}
         for node in self.nodes:
             if node in self.stored or self.is_full(node) and role(node) != Kind.REDUCTION:
                 continue  # full-shape values are computed inside the inner loops that need them

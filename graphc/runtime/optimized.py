@@ -48,12 +48,11 @@ class OptimizedExecutable:
             monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
         if self._make_general is None:
             return self._run(feeds, variables, run_count, monitor)
-        shapes = tuple(sorted((n.index, np.shape(a)) for n, a in feeds.items()))
-        if shapes not in self._broken:
+        if not self._broken or _shapes(feeds) not in self._broken:  # the usual run builds no key
             try:
                 return self._run(feeds, variables, run_count, monitor)
             except AssumptionError:
-                self._broken.add(shapes)
+                self._broken.add(_shapes(feeds))
         if self._general is None:
             self._general = self._make_general()
         return self._general.run(feeds, variables, run_count, monitor)
@@ -67,3 +66,7 @@ class OptimizedExecutable:
         else:
             values, updates = self.inner.run(copied_feeds, copied_variables, run_count, monitor=monitor)
         return values, {self._variables[copy]: value for copy, value in updates.items()}
+
+
+def _shapes(feeds: dict[Node, np.ndarray]) -> tuple:
+    return tuple(sorted((n.index, np.shape(a)) for n, a in feeds.items()))

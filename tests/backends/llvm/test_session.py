@@ -404,3 +404,21 @@ def test_a_sum_of_inf_minus_inf_stays_nan_at_every_level():
     for level in (0, 1, 2):
         with gc.Session(g, backend="llvm", optimize=level) as sess:
             np.testing.assert_array_equal(sess.run(t, feeds), [[0.0, 0.0, 0.0], [np.nan] * 3])
+
+
+def test_runs_that_broadcast_unknown_sizes_use_a_version_compiled_without_the_assumption(capfd, monkeypatch, rng):
+    """x*y of two (None,) tensors is compiled assuming equal sizes (the gradients fuse); sizes 1 against 5
+    break that at run time, and the Session runs a general version instead, logged once, with right values."""
+    monkeypatch.setenv("GRAPHC_LOG", "compile")
+    g = gc.Graph()
+    with g.as_default():
+        a, b = gc.placeholder("float64", (None,)), gc.placeholder("float64", (None,))
+        y = gc.log(a) + a * b - gc.sin(b)
+        fetches = [y, *gc.gradients(y, [a, b])]
+    with gc.Session(g, backend="llvm") as sess, gc.Session(g, backend="numpy") as reference:
+        for sizes in [(5, 5), (1, 5), (5, 1), (1, 5), (4, 4)]:
+            feeds = {a: rng.uniform(0.5, 2.0, sizes[0]), b: rng.uniform(-2.0, 2.0, sizes[1])}
+            for got, want in zip(sess.run(fetches, feeds), reference.run(fetches, feeds)):
+                np.testing.assert_allclose(got, want, rtol=1e-12)
+    log = capfd.readouterr().err
+    assert log.count("(unknown sizes broadcast at run time)") == 1
