@@ -51,7 +51,12 @@ def _names(variable: str) -> frozenset[str]:
     return frozenset(n.strip() for n in os.environ.get(variable, "").split(",") if n.strip())
 
 
+def check_numerics() -> bool:
+    """GRAPHC_CHECK_NUMERICS alone: read on every Session.run, so without building the whole Environment."""
+    return _flag("GRAPHC_CHECK_NUMERICS")
+
+
 def current() -> Environment:
     """The settings the environment holds now."""
-    return Environment(_names("GRAPHC_OPT_EXCLUDE"), _flag("GRAPHC_VERIFY"), _flag("GRAPHC_CHECK_NUMERICS"),
+    return Environment(_names("GRAPHC_OPT_EXCLUDE"), _flag("GRAPHC_VERIFY"), check_numerics(),
                        _cache_dir(), _names("GRAPHC_LOG"))

@@ -25,7 +25,7 @@ def check_numerics_requested(argument: bool | None) -> bool:
     """The ``check_numerics=`` argument of a run, or GRAPHC_CHECK_NUMERICS (any value but empty or ``0``)
     when the argument is None."""
     if argument is None:
-        return environment.current().check_numerics
+        return environment.check_numerics()
     return bool(argument)
 
 
