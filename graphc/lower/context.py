@@ -66,9 +66,16 @@ class Operand:
 class LowerContext:
     """Per-kernel lowering state: fresh loop/local names, and the program's failure messages."""
 
-    def __init__(self, failures: list[str]) -> None:
+    def __init__(self, failures: list[str], scratch: Callable[[str, tuple[Expr, ...]], Buffer] | None = None) -> None:
         self.names = Namer()
         self._failures = failures
+        self._scratch = scratch
+
+    def scratch(self, dtype: str, shape: Sequence[Expr]) -> Buffer:
+        """A temporary buffer that lives within this kernel only (an im2col matrix, accumulators)."""
+        if self._scratch is None:
+            raise RuntimeError("this lowering context has no scratch memory")
+        return self._scratch(dtype, tuple(shape))
 
     @property
     def run_count(self) -> Expr:

@@ -152,7 +152,7 @@ class _Builder:
                        self.updated)
 
     def _lower(self, kernel: Kernel) -> LoopKernel:
-        ctx = LowerContext(self.failures)
+        ctx = LowerContext(self.failures, scratch=lambda dtype, shape: self._scratch(kernel, dtype, shape))
         memory = {t: self.operands[t] for t in (*kernel.inputs, *kernel.shape_inputs) if t in self.operands}
         for t in kernel.shape_inputs:  # read for its run-time shape only: no buffer needed
             if t not in memory:
@@ -167,8 +167,7 @@ class _Builder:
         if kernel.kind in (Kind.ELEMENTWISE, Kind.REDUCTION):
             if not outputs:
                 return []
-            return FusedLowering(ctx, kernel, self.shapes, memory, outputs,
-                                 scratch=lambda dtype, shape: self._scratch(kernel, dtype, shape)).lower()
+            return FusedLowering(ctx, kernel, self.shapes, memory, outputs, scratch=ctx.scratch).lower()
         if kernel.kind == Kind.MATMUL:
             product = kernel.root.outputs[0]
             scratch = outputs.get(product) or self._temp(product, kernel)

@@ -43,10 +43,19 @@ def run_lowering(node: Node, arrays: Sequence[np.ndarray], run_count: int = 0,
     inputs = [operand(t, np.asarray(a), "feed", k) for k, (t, a) in enumerate(zip(node.inputs, arrays))]
     outputs = [operand(t, np.asarray(e), "output", k) for k, (t, e) in enumerate(zip(node.outputs, expected))]
     failures: list[str] = []
-    body = LOWERINGS[node.op](LowerContext(failures), node, inputs, outputs)
-    program = ir.Program([o.buffer for o in inputs + outputs], [ir.LoopKernel("k0", tuple(body))],
+    scratch: list[ir.Buffer] = []
+
+    def new_scratch(dtype: str, shape: tuple[ir.Expr, ...]) -> ir.Buffer:
+        scratch.append(ir.Buffer(f"tmp{len(scratch)}", dtype, shape, "temp"))
+        return scratch[-1]
+
+    body = LOWERINGS[node.op](LowerContext(failures, new_scratch), node, inputs, outputs)
+    program = ir.Program([o.buffer for o in inputs + outputs] + scratch, [ir.LoopKernel("k0", tuple(body))],
                          ["run count"] + ["dim"] * (len(dims) - 1), failures)
     values = {o.buffer: np.array(a, dtype=o.dtype).reshape(-1) for o, a in zip(inputs, arrays)}
     values.update({o.buffer: np.full(np.size(e), 7, dtype=o.dtype) for o, e in zip(outputs, expected)})
+    for b in scratch:  # garbage, as an arena would hold: a lowering must write scratch before reading it
+        size = int(np.prod([ir.evaluate_size(d, dims) for d in b.shape]))
+        values[b] = np.full(size, np.nan if b.dtype.startswith("float") else 7, dtype=b.dtype)
     interpret(program, values, dims)
     return [values[o.buffer].reshape(np.shape(e)) for o, e in zip(outputs, expected)]
