@@ -1,5 +1,5 @@
 # Sourced by tools/test and tools/demo (from the repository root): make sure .venv exists and holds graphc.
-# Creates .venv with python3 if missing and installs graphc into it (editable, with the dev extras). The
+# Creates .venv with python3 if missing and installs graphc into it (editable, with the dev and examples extras). The
 # install is skipped while .venv/.installed records the sha256 of the current pyproject.toml.
 venv=.venv
 stamp=$venv/.installed
@@ -14,6 +14,6 @@ fi
 want=$("$venv/bin/python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     echo "Installing graphc into $venv (pyproject.toml changed or first run) ..." >&2
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev,examples]'
     echo "$want" > "$stamp"
 fi

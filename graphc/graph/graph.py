@@ -34,6 +34,9 @@ class Graph:
         self.derivative_of: dict[Node, Node] = {}
         # each variable node's initial value: evaluated by a Session the first time it reads the variable
         self.initializers: dict[Node, Tensor] = {}
+        # update ops a training step runs besides the optimizer's (a BatchNorm's moving averages): an
+        # optimizer's ``minimize`` adds the ones computed from the same batch as its loss
+        self.update_ops: list[Tensor] = []
         self._by_name: dict[str, Node] = {}
         self._name_counts: dict[str, int] = {}
         self._scopes: list[str] = []

@@ -1,10 +1,12 @@
 """The op library: one module per family, each op an ``OpDef`` in ``REGISTRY`` plus its public function."""
 
 from graphc.ops import (  # noqa: F401 - importing a family registers its ops
+    conv,
     elementwise,
     indexing,
     linalg,
     nn,
+    pool,
     random,
     reduce,
     shape,

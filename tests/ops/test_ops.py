@@ -5,16 +5,19 @@ import pytest
 from graphc.ops.registry import REGISTRY
 from tests.ops import (
     cases_broadcast,
+    cases_conv,
     cases_elementwise,
     cases_linalg,
     cases_nn,
+    cases_pool,
     cases_random,
     cases_reduce,
     cases_shape,
 )
 from tests.ops.harness import check_case
 
-FAMILIES = [cases_elementwise, cases_broadcast, cases_reduce, cases_shape, cases_linalg, cases_nn, cases_random]
+FAMILIES = [cases_elementwise, cases_broadcast, cases_reduce, cases_shape, cases_linalg, cases_nn, cases_conv,
+            cases_pool, cases_random]
 ALL_CASES = [case for family in FAMILIES for case in family.CASES]
 
 # ops whose value does not come from a reference applied to inputs: tested in tests/runtime

@@ -5,4 +5,4 @@ family. Fused kernels (elementwise, reductions, nn row ops, views, matmuls) are 
 graphc/lower/fused.py and graphc/lower/matmul.py instead.
 """
 
-from graphc.lower.ops import indexing, linalg, random, shape  # noqa: F401 - registers the lowerings
+from graphc.lower.ops import conv, indexing, linalg, pool, random, shape  # noqa: F401 - registers the lowerings

@@ -1,0 +1,3 @@
+"""``gc.data``: minibatches of in-memory arrays."""
+
+__all__: list[str] = []

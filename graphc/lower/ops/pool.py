@@ -1,0 +1,1 @@
+"""Lowerings of max/avg pooling and their gradients."""

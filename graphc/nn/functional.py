@@ -1,0 +1,3 @@
+"""Composite nn functions built from registry ops: normalization, dropout, attention, embeddings."""
+
+__all__: list[str] = []

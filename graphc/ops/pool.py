@@ -1,0 +1,3 @@
+"""2-D max and average pooling (NHWC) and their gradient ops."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Cases for the pooling ops and their gradient ops, against plain numpy."""
+
+CASES: list = []
