@@ -299,7 +299,7 @@ class _Planner:
         if kind == Kind.MATMUL:
             return self._join_as_product(p, group, place)
         if group.kind == Kind.MATMUL:
-            return self._join_matmul_kernel(p, kind, group, place)
+            return self._join_matmul_kernel(p, kind, group, place, edges)
         if kind == Kind.REDUCTION:
             return self._join_reduction(p, group, place, edges)
         return self._join_elementwise(p, group, place, edges)
@@ -329,8 +329,10 @@ class _Planner:
             return Cut(Reason.MATMUL, f"{p.name} {format_shape(p.outputs[0].shape)} is broadcast in its epilogue")
         return _Join(group, place, kind=Kind.MATMUL)
 
-    def _join_matmul_kernel(self, p: Node, kind: str, group: Group, place: Any) -> _Join | Cut:
+    def _join_matmul_kernel(self, p: Node, kind: str, group: Group, place: Any, edges: list) -> _Join | Cut:
         if place == "operand":
+            if len(edges) < len(self.users[p]):  # a flag computes nothing: other kernels need it stored
+                return Cut(Reason.SHARED, f"{p.name} is also read outside {group.root.name}'s kernel")
             return _Join(group, None)  # a transposed operand: a GEMM flag, no data movement
         if kind in (Kind.ELEMENTWISE, _VIEW) and _along(place, group.shape) == _varying(group.shape):
             return _Join(group, place)  # computed in the epilogue

@@ -52,8 +52,9 @@ def check_index_maps(kernel):
         return
     for node in kernel.nodes:
         place = kernel.index_maps[node]
-        if place is None:  # a transposed matmul operand
+        if place is None:  # a transposed matmul operand: a GEMM flag, never stored for another kernel
             assert kernel.kind == Kind.MATMUL and node.op.name == "transpose"
+            assert node.outputs[0] not in kernel.outputs, f"{node.name} is a GEMM flag read by another kernel"
             continue
         assert len(place) == len(node.outputs[0].shape)
         for dim, axis in zip(node.outputs[0].shape, place):
@@ -347,6 +348,19 @@ def test_a_transposed_operand_is_a_gemm_flag_not_a_kernel(graph):
     [kernel] = p.launched()
     assert ops(kernel) == ["transpose", "matmul"]
     assert kernel.index_maps[kernel.nodes[0]] is None
+
+
+def test_a_transpose_read_by_two_matmuls_is_stored_once(graph):
+    # x @ xᵀ and its gradient share the transpose: as a GEMM flag of one kernel it would never be stored
+    x = gc.placeholder("float32", (None, 6), name="x")
+    y = gc.matmul(x, gc.transpose(x))
+    (dx,) = gc.gradients(gc.reduce_sum(y), [x])
+    check_partition(plan_kernels(graph, [y, dx]))
+    h = RNG.normal(size=(4, 6)).astype(np.float32)
+    with gc.Session(graph, backend="llvm") as sess:
+        got_y, got_dx = sess.run([y, dx], {x: h})
+    np.testing.assert_allclose(got_y, h @ h.T, rtol=1e-5)
+    np.testing.assert_allclose(got_dx, 2 * np.ones((4, 4), np.float32) @ h, rtol=1e-5)
 
 
 def test_matmul_operands_are_read_from_memory(graph):
