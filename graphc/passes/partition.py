@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import format_shape
-from graphc.ops import broadcast, elementwise, indexing, linalg, pool, shape
+from graphc.ops import broadcast, conv, elementwise, indexing, linalg, pool, shape
 
 
 class Kind:
@@ -51,7 +51,7 @@ class Reason:
 # order kernels (a backend knows every run-time shape from the feeds' dims before it runs any kernel)
 _SHAPE_ONLY = {elementwise.ONES_LIKE: (0,), elementwise.ZEROS_LIKE: (0,), broadcast.BROADCAST_LIKE: (1,),
                broadcast.SUM_TO: (1,), broadcast.MATCH_SHAPE: (1,), shape.RESHAPE_LIKE: (1,), linalg.EYE_LIKE: (0,),
-               indexing.GETITEM_GRAD: (1,), pool.AVG_POOL2D_GRAD: (1,)}
+               indexing.GETITEM_GRAD: (1,), pool.AVG_POOL2D_GRAD: (1,), conv.CONV2D_BACKPROP_INPUT: (2,)}
 
 
 def shape_only(node: Node, position: int) -> bool:
