@@ -52,6 +52,10 @@ class CompileError(GraphcError):
     """A backend cannot compile a node (an op or dtype it does not support)."""
 
 
+class CheckpointError(GraphcError):
+    """A checkpoint that cannot be restored: missing, damaged, or not matching the saver's variables."""
+
+
 class VerificationError(GraphcError):
     """An optimization pass changed what a graph computes (found by verify mode)."""
 

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from graphc.backends import DEFAULT_BACKEND, DEFAULT_OPTIMIZE, get_backend
-from graphc.errors import ArgumentError, GraphcError, NumericsError
+from graphc.errors import ArgumentError, DTypeError, GraphcError, GraphError, NumericsError, ShapeError
 from graphc.graph.graph import Graph, get_default_graph
 from graphc.graph.node import Node, Tensor
+from graphc.graph.types import format_shape
 from graphc.passes.pipeline import optimize as optimize_graph
 from graphc.runtime.compile_log import log_compile
 from graphc.runtime.feeds import check_feeds
@@ -153,6 +154,30 @@ class Session:
                                 "backend such as 'llvm'")
         return inner
 
+    def load_variables(self, values: Mapping[Tensor, Any]) -> None:
+        """Set variables of this session's graph to ``values`` ({variable: array}), as a checkpoint restore or
+        early stopping's "put back the best weights" needs: every value is checked against its variable's
+        dtype and shape and copied first, then all are set, so a rejected call changes no variable."""
+        if self._closed:
+            raise GraphcError("this Session is closed")
+        staged = {}
+        for variable, value in values.items():
+            node = _variable_node(variable, self.graph)
+            expected = node.types[0]
+            array = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=expected.dtype)
+            if array.dtype != np.dtype(expected.dtype):
+                raise DTypeError(f"load_variables: variable '{node.name}' is {expected.dtype}, the value is "
+                                 f"{array.dtype}")
+            if array.shape != expected.shape:
+                raise ShapeError(f"load_variables: variable '{node.name}' has shape {format_shape(expected.shape)}, "
+                                 f"the value {format_shape(array.shape)}")
+            staged[node] = np.array(array, copy=True)
+        for node, array in staged.items():
+            if node in self._values:  # in place: compiled code may hold the buffer
+                np.copyto(self._values[node], array)
+            else:
+                self._values[node] = array
+
     def _initialize(self, variables: tuple[Node, ...]) -> None:
         """Give each variable that has no value yet its initial value, evaluated as part of the current run
         (same run count), so initializing does not shift the random draws the user's runs see."""
@@ -167,6 +192,14 @@ class Session:
         staged = {node: np.array(value, dtype=node.types[0].dtype) for node, value in updates.items()}
         for node, value in staged.items():
             np.copyto(self._values[node], value)
+
+
+def _variable_node(variable: Any, graph: Graph) -> Node:
+    """The node of ``variable`` (a gc.Variable of ``graph``), or a GraphError saying what it is instead."""
+    node = variable.node if isinstance(variable, Tensor) else None
+    if node is None or node.graph is not graph or node not in graph.initializers:
+        raise GraphError(f"load_variables: {variable!r} is not a variable of this session's graph")
+    return node
 
 
 class _Observed:

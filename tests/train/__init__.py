@@ -1,0 +1,1 @@
+"""Tests of gc.train and gc.data: optimizers, checkpoints, the training loop."""
