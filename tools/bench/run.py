@@ -1,6 +1,6 @@
 """graphc's benchmark: each workload run by graphc's Session and written directly in numpy, in one process.
 
-    python tools/bench/run.py                    # about 30 s on 2 cores, 15 s with --quick
+    python tools/bench/run.py                    # about 40 s on 2 cores, 20 s with --quick
     python tools/bench/run.py --quick            # fewer repeats: a smoke test of the numbers
     python tools/bench/run.py --json bench.json  # also every number, for a note to quote
     graphc bench [--quick] [--only W]            # the same, through the graphc command
@@ -20,6 +20,13 @@ The workloads are those of the LLVM backend issue, at its sizes:
       np.copyto on 256 MiB arrays, far larger than the last-level cache, measured in the same run
   W3  softmax cross-entropy (sparse labels), its mean and its gradient on (4096, 1000) float32 logits
   W4  the lecture's y = ln x1 + x1·x2 − sin x2 and both gradients on 2^20 float32 elements
+and two model training steps (models.py; each checked over its first two steps, as W1, plain SGD lr 0.05):
+  W5  the digits CNN, batch 128 of 8×8×1 (random stand-ins): conv 3×3×16 "same" + bias, ReLU, 2×2 max pool,
+      conv 3×3×32 the same, pool, dense 64 ReLU, dense 10, mean sparse softmax cross-entropy; numpy by hand
+      with im2col convolutions (col2im backward) and argmax-routed pooling; torch NCHW inside, jax NHWC
+  W6  a pre-LN transformer block on 32 sequences of 16 tokens (vocabulary 16): token and learned position
+      embeddings (64 wide), x + MHA(LN x) with 4 causal heads of 16, x + FFN(LN x) 64-256-64 ReLU, LN, dense to
+      16 logits, mean sparse softmax cross-entropy; numpy by hand down to the embeddings' np.add.at
 The columns: numpy by hand; graphc's numpy backend, the reference interpreter (one numpy call per node, so
 never faster than numpy: it is the oracle, not a contender); graphc's llvm backend (fused native kernels,
 ``Session(backend="llvm")``) when it can run a tiny graph; PyTorch eager and JAX ``jit`` when importable.
@@ -281,7 +288,14 @@ def lecture_function(rng: np.random.Generator) -> Workload:
                     {p1: x1, p2: x2}, numpy, torch, jax)
 
 
-WORKLOADS = {"W1": mlp, "W2": elementwise, "W3": softmax_cross_entropy, "W4": lecture_function}
+# -- W5 and W6: models.py's CNN and transformer block training steps --------------------------------------
+def from_models(function: str) -> Callable[[np.random.Generator], Workload]:
+    """A workload of models.py, imported when it is first built (models.py imports this module's Workload)."""
+    return lambda rng: getattr(importlib.import_module("models"), function)(rng)
+
+
+WORKLOADS = {"W1": mlp, "W2": elementwise, "W3": softmax_cross_entropy, "W4": lecture_function,
+             "W5": from_models("convnet"), "W6": from_models("transformer")}
 
 
 # -- measuring -------------------------------------------------------------------------------------------
