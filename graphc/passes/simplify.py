@@ -135,19 +135,25 @@ def _sum_to_axes(x: Tensor, like: Tensor) -> tuple[tuple[int, ...], tuple[int, .
     return tuple(range(lead)), tuple(summed)
 
 
-def _assume_equal(x: Tensor, like: Tensor) -> Tensor | None:
-    """sum_to/broadcast_like between shapes that differ only by unknown sizes → x, assuming those sizes equal.
+def _assume_equal(x: Tensor, like: Tensor, sums: bool) -> Tensor | None:
+    """sum_to/broadcast_like between shapes that differ by unknown sizes → x, assuming those sizes equal.
 
     ``x * y`` of two ``(None,)`` placeholders has gradients ``sum_to(g, x)``: at run time x may be 1 and y
     n (summed) or both n (nothing to do). Assuming the common case keeps the gradient fused; ``match_shape``
     checks the assumption when the sizes are known, and a run that breaks it (AssumptionError) makes the
-    Session use a version compiled without this rule.
+    Session use a version compiled without this rule. A ``sum_to`` (``sums``) may also sum axes that are 1 in
+    ``like``: g (None, 16, 64) to (None, 16, 1), a layer norm's gradient, becomes a row reduction.
     """
     if x.ndim != like.ndim or not any(a is None and b is None for a, b in zip(x.shape, like.shape)):
         return None
-    if any(a != b for a, b in zip(x.shape, like.shape)):
-        return None
-    return match_shape(x, like)
+    summed = []
+    for axis, (a, b) in enumerate(zip(x.shape, like.shape)):
+        if a == b:  # the same known size, or both unknown: assumed equal
+            continue
+        if not (sums and b == 1):
+            return None
+        summed.append(axis)
+    return match_shape(reduce_sum(x, tuple(summed), keepdims=True) if summed else x, like)
 
 
 def _sum_to(x: Tensor, like: Tensor, node) -> Tensor | None:
@@ -229,8 +235,9 @@ RULES = RuleTable("simplify", [
     Rule("mul_no_nan_nonzero_constant", Op(ew.MUL_NO_NAN, x, c), _mul_no_nan_constant),
     Rule("mul_no_nan_finite_partial", Op(ew.MUL_NO_NAN, c, y), _finite_partial),
     Rule("sum_to_reduce_sum", Op(SUM_TO, x, Var("like")), _sum_to),
-    Rule("assume_equal_unknown_dims", Op(SUM_TO, x, Var("like")), lambda x, like: _assume_equal(x, like)),
-    Rule("assume_equal_unknown_dims", Op(BROADCAST_LIKE, x, Var("like")), lambda x, like: _assume_equal(x, like)),
+    Rule("assume_equal_unknown_dims", Op(SUM_TO, x, Var("like")), lambda x, like: _assume_equal(x, like, True)),
+    Rule("assume_equal_unknown_dims", Op(BROADCAST_LIKE, x, Var("like")),
+         lambda x, like: _assume_equal(x, like, False)),
     Rule("sum_of_broadcast", Op(SUM, Op(BROADCAST_TO, x)), lambda x, node: _sum_of_broadcast(node)),
     Rule("sum_of_broadcast", Op(SUM, Op(BROADCAST_LIKE, x, y)), lambda x, y, node: _sum_of_broadcast(node)),
     Rule("sum_no_axes", Op(SUM, x, axis=()), lambda x, node: x if x.dtype == node.outputs[0].dtype else None),

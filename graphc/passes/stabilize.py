@@ -315,7 +315,9 @@ _SUM_E = Named("S", _axis_sum(Var("e"), "axis"))
 _FROM_QUOTIENT = Op(MUL_NO_NAN, _reciprocal(_SUM_E), Var("cotangent"))
 _SUMMAND = Op(MUL_NO_NAN, _either([Op(DIV, Op(NEG, _SOFTMAX_S), Var("S")), Op(NEG, Op(DIV, _SOFTMAX_S, Var("S")))]),
               Var("cotangent"))
-_TO_SUM = _either([Op(SUM_TO, _SUMMAND, Var("S")), Op(SUM, _SUMMAND, axis=Var("axis"), keepdims=True)])
+_SUMMED = Op(SUM, _SUMMAND, axis=Var("axis"), keepdims=True)
+# summed to S's shape: by sum_to, a reduce_sum, or (unknown sizes assumed equal by simplify) a checked one
+_TO_SUM = _either([Op(SUM_TO, _SUMMAND, Var("S")), _SUMMED, Op(MATCH_SHAPE, _SUMMED, Var("S"))])
 _KEPT_BACK = _either([_TO_SUM, Op(EXPAND_DIMS, Op(SQUEEZE, _TO_SUM, axis=Var("squeezed")), axis=Var("expanded"))])
 _FROM_SUM = _either([Op(BROADCAST_LIKE, _KEPT_BACK, Var("e")), Op(BROADCAST_TO, _KEPT_BACK, shape=Var("shape"))])
 # A/S summed back to e's shape where e may have been broadcast (unknown sizes): an identity at run time

@@ -282,6 +282,21 @@ def test_sum_to_an_unknown_size_is_assumed_equal_and_checked(rng):
     assert fired["assume_equal_unknown_dims"] == 0 and kept.node.op.name == "sum_to"
 
 
+def test_sum_to_over_known_axes_and_unknown_equal_sizes_is_a_checked_reduction(rng):
+    # a layer norm's gradient: g (None, 3, 4) summed to (None, 3, 1), the batch sizes assumed equal
+    x = gc.placeholder("float64", (None, 3, 4), name="x")
+    like = gc.placeholder("float64", (None, 3, 1), name="like")
+    out, fired = run(sum_to(x, like))
+    assert fired["assume_equal_unknown_dims"] == 1 and set(ops_of(out)) == {"match_shape", "placeholder", "reduce_sum"}
+    assert_same_values([sum_to(x, like)], {x: rng.normal(size=(2, 3, 4)), like: rng.normal(size=(2, 3, 1))})
+    with gc.Session(out.graph, backend="numpy") as sess, pytest.raises(gc.errors.AssumptionError):
+        sess.run(out, {out.graph.get("x"): np.ones((2, 3, 4)), out.graph.get("like"): np.ones((1, 3, 1))})
+    # a Session falls back to the version compiled without the assumption: the batch is summed too
+    with gc.Session(backend="llvm") as sess:
+        value = sess.run(sum_to(x, like), {x: np.ones((2, 3, 4)), like: np.ones((1, 3, 1))})
+    np.testing.assert_array_equal(value, np.full((1, 3, 1), 8.0))
+
+
 def test_sum_to_the_same_run_time_shape_is_x(rng):
     x = gc.placeholder("float64", (None, 3), name="x")
     y = sum_to(gc.exp(x), gc.neg(x))
