@@ -109,6 +109,35 @@ def _program(node, shapes, failures):
     return ir.Program(buffers, [ir.LoopKernel("k0", tuple(body))], ["run count", "d1", "d2", "d3", "d4"], failures)
 
 
+# products of two operands that run as BLAS GEMMs in a loop nest (no data movement): multi-head attention's
+# projections and their gradients, transposed operands, batches, vectors, and looped (accumulated) K labels
+GEMMS = [
+    ("btd,dhk->bhtk", [(2, 8, 16), (16, 3, 8)]),   # loops over b and h
+    ("bhtv,hvo->bto", [(2, 3, 8, 16), (3, 16, 8)]),  # h is summed by accumulating GEMMs
+    ("btd,bhtk->dhk", [(2, 8, 16), (2, 3, 8, 8)]),  # weight gradient: b and t summed
+    ("bhtk,dhk->btd", [(2, 3, 8, 8), (16, 3, 8)]),
+    ("ij,kj->ik", [(16, 8), (12, 8)]),
+    ("ji,jk->ik", [(8, 16), (8, 12)]),
+    ("ji,kj->ik", [(8, 16), (12, 8)]),
+    ("ij,j->i", [(16, 32)] + [(32,)]),
+    ("j,jk->k", [(32,), (32, 16)]),
+    ("bij,bjk->bik", [(3, 8, 16), (3, 16, 8)]),
+    ("ik,bkj->bij", [(8, 16), (3, 16, 8)]),
+]
+
+
+@pytest.mark.parametrize("spec, shapes", GEMMS, ids=[s for s, _ in GEMMS])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_operand_products_run_as_gemms(spec, shapes, dtype):
+    arrays = _inputs(shapes, dtype)
+    node = _node(lambda *xs: gc.einsum(spec, *xs), arrays)
+    expected = np.einsum(spec, *[a.astype(np.float64) for a in arrays]).astype(dtype)
+    _check(node, arrays, expected, **_tolerance(dtype))
+    static = [tuple(ir.const(n) for n in shape) for shape in [*shapes, expected.shape]]
+    body = _program(node, static, []).kernels[0].body
+    assert any(isinstance(s, ir.Gemm) for s in ir.walk_statements(body)), spec
+
+
 def test_mismatched_run_time_sizes_fail_with_a_message():
     """'ij,jk->ik' with j = 3 in a and 4 in b: the kernel fails before any load, naming operand and axis."""
     with gc.Graph().as_default():
