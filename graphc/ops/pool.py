@@ -24,6 +24,7 @@ from graphc.errors import DTypeError, ShapeError
 from graphc.graph.dtypes import FLOATS, INTS
 from graphc.graph.node import Node, Tensor
 from graphc.graph.types import TensorType, format_shape, is_int
+from graphc.ops.conv import axis_geometry
 from graphc.ops.convert import as_tensor
 from graphc.ops.registry import OpDef, apply, register
 from graphc.ops.shape import int_tuple
@@ -41,11 +42,9 @@ def pair(value: Any) -> tuple:
 
 
 def window_extent(size: int, k: int, s: int, padding: str) -> tuple[int, int]:
-    """(output size, padding before) of one spatial axis of ``size`` elements (TF's rule)."""
-    if padding == "valid":
-        return (size - k) // s + 1, 0
-    out = -(-size // s)
-    return out, max((out - 1) * s + k - size, 0) // 2
+    """(output size, padding before) of one spatial axis of ``size`` elements (TF's rule, as conv2d's)."""
+    before, _, out = axis_geometry(size, k, s, 1, "same" if padding == "same" else (0, 0))
+    return out, before
 
 
 def _check_attrs(op_name: str, ksize: tuple, stride: tuple, padding: str) -> None:
