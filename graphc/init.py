@@ -11,7 +11,7 @@ receptive-field axis). A vector (n,) counts as fan_in = fan_out = n, a scalar as
 
 Scaled initializers (Glorot & Bengio 2010, "Xavier"; He et al. 2015):
 
-    glorot_uniform  U[−limit, limit], limit = √(6 / (fan_in + fan_out))   (the lecture's Xavier rule)
+    glorot_uniform  U[−limit, limit], limit = √(6 / (fan_in + fan_out))   (Glorot & Bengio 2010, "Xavier")
     glorot_normal   N(0, σ²), σ = √(2 / (fan_in + fan_out))                (plain, not truncated, normal)
     he_uniform      U[−limit, limit], limit = √(6 / fan_in)
     he_normal       N(0, σ²), σ = √(2 / fan_in)                            (plain, not truncated, normal)

@@ -1,10 +1,10 @@
 """Composite nn functions: moments, batch and layer normalization, dropout, attention, embeddings, maxout.
 
 Each function is a **composition of registry ops** (reduce_mean, rsqrt, matmul, softmax, where,
-gc.random.bernoulli, gather, reduce_max, ...), not an op of its own. As the lecture says of batch
-normalization, "these are normal computations in the computational graph, the chain rule applies to
-mean/std.dev": shape rules, numpy references, vjp/jvp and LLVM lowerings all come from the parts, and the
-fusion planner fuses them (layer_norm's two reductions and its elementwise tail become row kernels; an
+gc.random.bernoulli, gather, reduce_max, ...), not an op of its own: normalizing by a batch's mean and
+standard deviation is ordinary computation in the graph, and the chain rule applies to it. Shape rules, numpy
+references, vjp/jvp and LLVM lowerings all come from the parts, and the fusion planner fuses them
+(layer_norm's two reductions and its elementwise tail become row kernels; an
 attention is two batched matmuls around a softmax row kernel).
 
 What is added here is argument checking at build time: a bad rank, a parameter of the wrong shape, a dtype
@@ -313,7 +313,7 @@ def maxout(x: Any, num_units: int, axis: int = -1) -> Tensor:
     """Maxout (Goodfellow et al. 2013), as TF: the C features along ``axis`` are split into ``num_units``
     groups of C / num_units consecutive features, and each unit is the max of its group.
 
-    With a Dense of 2·units before it, unit i is the lecture's max(w1ᵀx + b1, w2ᵀx + b2).
+    With a Dense of 2·units before it, unit i is max(w1ᵀx + b1, w2ᵀx + b2) (Goodfellow et al. 2013).
     """
     x = _float_tensor("maxout", "x", x)
     axis = _axes("maxout", axis, x)[0]
