@@ -122,6 +122,8 @@ def _batched_gemm(ctx: LowerContext, a: Operand, trans_a: bool, b: Operand, tran
     batch = list(out.shape[:out_rank - (2 if len(a.shape) > 1 and len(b.shape) > 1 else 1)])
     if len(a.shape) == 1 and len(b.shape) == 1:
         batch = []
+    if a_batch and not b_batch and not trans_a:  # a's batch of matrices, row after row, is one tall matrix
+        m, a_batch, batch = ir.mul(ir.product(a_batch), m), [], []
 
     def offset(operand_batch: list[Expr], operand: Operand, indices: tuple) -> Expr:
         """The element offset of the operand's matrix at the output's batch index (broadcast: stride 0)."""

@@ -98,8 +98,12 @@ def _matmul_vjp(node: Node, cotangent: Tensor) -> tuple[Tensor, Tensor]:
     right = expand_dims(b, -1) if b.ndim == 1 else b
     cotangent = expand_dims(cotangent, -1) if b.ndim == 1 else cotangent
     cotangent = expand_dims(cotangent, -2) if a.ndim == 1 else cotangent
-    grad_a, grad_b = matmul(cotangent, _swap_last(right)), matmul(_swap_last(left), cotangent)
+    grad_a = matmul(cotangent, _swap_last(right))
     grad_a = squeeze(grad_a, -2) if a.ndim == 1 else grad_a
+    if b.ndim == 2 and a.ndim > 2:  # a weight shared by a batch of matrices: one product over all their rows
+        batch = list(range(a.ndim - 1))
+        return grad_a, tensordot(a, cotangent, (batch, batch))
+    grad_b = matmul(_swap_last(left), cotangent)
     grad_b = squeeze(grad_b, -1) if b.ndim == 1 else grad_b
     return _batch_summed(grad_a, a, b), _batch_summed(grad_b, b, a)
 

@@ -260,3 +260,33 @@ def test_eye_like_shape_and_errors():
     assert eye_like(x, 1).dtype == "float32"
     assert_build_error(ShapeError, lambda: eye_like(x, 2, name="eye"), fragments=["'eye'", "axis 2", "rank 2"])
     np.testing.assert_array_equal(run(eye_like(x, 0), {x: np.zeros((2, 3), np.float32)}), np.eye(2))
+
+
+def test_a_weight_shared_by_a_batch_gets_one_product_over_all_rows():
+    # x (B, T, D) @ W (D, F): W's gradient contracts batch and rows at once, never a (B, D, F) stack of products
+    rng = np.random.default_rng(0)
+    x = gc.placeholder("float64", (None, 5, 4), name="x")
+    w = gc.placeholder("float64", (4, 3), name="w")
+    y = x @ w
+    g = gc.placeholder("float64", (None, 5, 3), name="g")
+    grad_x, grad_w = gc.gradients(y, [x, w], grad_ys=[g])
+    assert grad_w.node.op.name == "tensordot" and grad_w.shape == (4, 3)
+    xs, ws, gs = rng.normal(size=(2, 5, 4)), rng.normal(size=(4, 3)), rng.normal(size=(2, 5, 3))
+    for backend in ("numpy", "llvm"):
+        with gc.Session(backend=backend) as sess:
+            got_x, got_w = sess.run([grad_x, grad_w], {x: xs, w: ws, g: gs})
+        np.testing.assert_allclose(got_x, gs @ ws.T, rtol=1e-12)
+        np.testing.assert_allclose(got_w, np.einsum("btd,btf->df", xs, gs), rtol=1e-12)
+
+
+def test_a_batch_of_matrices_times_a_matrix_is_one_gemm():
+    x = gc.placeholder("float32", (None, 16, 8), name="x")
+    w = gc.placeholder("float32", (8, 4), name="w")
+    rng = np.random.default_rng(0)
+    xs, ws = rng.normal(size=(3, 16, 8)).astype(np.float32), rng.normal(size=(8, 4)).astype(np.float32)
+    with gc.Session(backend="llvm") as sess:
+        np.testing.assert_allclose(sess.run(x @ w, {x: xs, w: ws}), xs @ ws, rtol=1e-5)
+        (kernel,) = sess.compiled(x @ w, {x: xs, w: ws}).program.kernels
+    from graphc.lower import ir
+    (gemm,) = kernel.body  # no loop over the batch: one GEMM of all 3·16 rows
+    assert isinstance(gemm, ir.Gemm)
