@@ -153,9 +153,10 @@ def _train_epoch(sess: Session, train_op: Tensor | Node, fetches: dict[str, Tens
                 totals[name] += float(value) * size
             seen += size
             rate = seen / max(time.perf_counter() - started, 1e-9)
-            bar.update(size)
             postfix = {"loss": f"{totals['loss'] / seen:.4g}"} if "loss" in totals else {}
-            bar.set_postfix({**postfix, "examples/s": f"{rate:.0f}"})
+            bar.set_postfix({**postfix, "examples/s": f"{rate:.0f}"}, refresh=False)  # drawn by update, at most
+            bar.update(size)  # every mininterval (0.1 s): not once per batch into a log file
+        bar.refresh()  # the epoch's final loss and throughput, however short the epoch
     means = {name: total / seen for name, total in totals.items()} if seen else {}
     return {**means, "examples_per_s": seen / max(time.perf_counter() - started, 1e-9)}
 
