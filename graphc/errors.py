@@ -52,6 +52,11 @@ class CompileError(GraphcError):
     """A backend cannot compile a node (an op or dtype it does not support)."""
 
 
+class BackendUnavailableError(CompileError):
+    """A backend that needs what this machine lacks (the cuda backend: pycuda, a CUDA toolkit, a GPU and its
+    driver): the message says what is missing and how to install it."""
+
+
 class CheckpointError(GraphcError):
     """A checkpoint that cannot be restored: missing, damaged, or not matching the saver's variables."""
 

@@ -142,14 +142,15 @@ class Session:
 
     def compiled(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None) -> Any:
         """The compiled form of running ``fetches`` with ``feed_dict``'s placeholders fed (compiled now if it
-        was not yet): on the llvm backend, with ``partition`` (the kernels), ``program`` and ``loops`` (the
-        loop nests), ``llvm_ir`` (optimized for this CPU) and ``report`` (compile times, disk cache)."""
+        was not yet): on a compiled backend, with ``partition`` (the kernels), ``program`` and ``loops`` (the
+        loop nests) and ``report`` (compile times, disk cache), and the generated code: ``llvm_ir`` (optimized
+        for this CPU) on llvm, ``cuda_source`` (CUDA C) on cuda."""
         if self._closed:
             raise GraphcError("this Session is closed")
         targets, _ = flatten_fetches(self.graph, fetches)
         executable = self._executable(tuple(targets), check_feeds(self.graph, feed_dict))
         inner = executable.inner if isinstance(executable, OptimizedExecutable) else executable
-        if not hasattr(inner, "llvm_ir"):
+        if not hasattr(inner, "program"):
             raise ArgumentError(f"the {self.backend_name} backend compiles nothing; sess.compiled needs a compiled "
                                 "backend such as 'llvm'")
         return inner

@@ -13,36 +13,29 @@ from __future__ import annotations
 import ctypes
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from graphc.errors import GraphcError, ShapeError
+from graphc.backends.compiled import (
+    CompileReport,
+    check_extents,
+    checked_variable,
+    contiguous,
+    fetch_value,
+    fetched_variables,
+    lower_plan,
+)
+from graphc.errors import ShapeError
 from graphc.graph.node import Node, Tensor
 from graphc.lower.ir import Program
 from graphc.lower.memory import plan_arena
-from graphc.lower.program import Lowered, lower
 from graphc.lower.shapes import ShapeResolver
-from graphc.ops import sources, state
-from graphc.passes.fusion import plan_kernels
-from graphc.passes.partition import Kind
 from graphc.runtime.plan import Plan
 
 _ONLY_HERE = 3  # sys.getrefcount of an array referenced by self._returned only (+ the local, + the argument)
 KernelFunction = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
-
-
-@dataclass
-class CompileReport:
-    """How long each compilation stage took (seconds) and where the machine code came from."""
-
-    stages: dict[str, float] = field(default_factory=dict)
-    cache: str = "off"
-
-    def __str__(self) -> str:
-        stages = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in self.stages.items())
-        return f"{stages}; disk cache: {self.cache}"
 
 
 @dataclass(eq=False)
@@ -62,10 +55,7 @@ class LLVMExecutable:
         self.plan = plan
         self.report = CompileReport()
         started = time.perf_counter()
-        self.partition = plan_kernels(plan.graph, plan.targets)
-        fetched = [t for t in plan.targets if isinstance(t, Tensor)
-                   and self.partition.kernel_of[t.node].kind != Kind.SOURCE]
-        self.lowered: Lowered = lower(self.partition, fetched)
+        self.partition, self.lowered = lower_plan(plan)
         self.report.stages["lower"] = time.perf_counter() - started
         self.native = build_native(self.lowered.program, self.report)
         self._entry = KernelFunction(self.native.entry)
@@ -76,9 +66,8 @@ class LLVMExecutable:
         self._feeds = [(self._index[id(b)], n) for n, b in self.lowered.feeds.items()]
         self._variables = [(self._index[id(b)], n) for n, b in self.lowered.variables.items()]
         self._outputs = [(self._index[id(b)], t, b.dtype) for t, b in self.lowered.outputs.items()]
-        self._constants = {self._index[id(b)]: _contiguous(b.value) for b in buffers if b.role == "constant"}
-        self._fetched_variables = {t.node for t in plan.targets
-                                   if isinstance(t, Tensor) and t.node.op is state.VARIABLE}
+        self._constants = {self._index[id(b)]: contiguous(b.value) for b in buffers if b.role == "constant"}
+        self._fetched_variables = fetched_variables(plan)
         self._sized: dict[tuple, _Sized] = {}
         self._returned: dict[Tensor, np.ndarray] = {}  # each fetched output's array of the last run
 
@@ -101,7 +90,7 @@ class LLVMExecutable:
     # -- running -------------------------------------------------------------------------------------------
     def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
             monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
-        feeds = {n: _contiguous(a) for n, a in feeds.items()}
+        feeds = {n: contiguous(a) for n, a in feeds.items()}
         sized = self._sized_for(feeds)
         sized.dims[0] = run_count
         table = sized.table
@@ -111,7 +100,7 @@ class LLVMExecutable:
             variables = {n: np.array(v) for n, v in variables.items()}
         before = {node: np.array(variables[node]) for node in self._fetched_variables}
         for i, node in self._variables:
-            table[i] = _checked_variable(node, variables[node]).ctypes.data
+            table[i] = checked_variable(node, variables[node]).ctypes.data
         outputs = {}
         for i, tensor, dtype in self._outputs:
             outputs[tensor] = array = self._output_array(tensor, sized.shapes[tensor], dtype)
@@ -120,7 +109,7 @@ class LLVMExecutable:
             self._check(self._entry(table.ctypes.data, sized.dims.ctypes.data))
         else:
             self._run_monitored(sized, monitor)
-        values = [self._fetch(t, feeds, variables, before, outputs) for t in self.plan.targets]
+        values = [fetch_value(t, feeds, variables, before, outputs) for t in self.plan.targets]
         updates = {n: variables[n] for n in self.lowered.updated} if monitor is not None else {}
         return values, updates
 
@@ -158,29 +147,13 @@ class LLVMExecutable:
         if code:
             raise ShapeError(self.lowered.program.failures[code - 1])
 
-    def _fetch(self, target: Tensor | Node, feeds: dict, variables: dict, before: dict, outputs: dict) -> Any:
-        if isinstance(target, Node):
-            return None
-        node = target.node
-        if target in outputs:
-            return outputs[target]
-        if node.op is sources.PLACEHOLDER:
-            return np.array(feeds[node])
-        if node.op is state.VARIABLE:
-            return before[node]
-        if node.op is sources.CONSTANT:
-            return np.array(node.attrs["value"])
-        if node.op.updates_variable:
-            return np.array(variables[node.inputs[0].node])
-        raise GraphcError(f"internal: fetched tensor {target.name} has no buffer")
-
     def _sized_for(self, feeds: dict[Node, np.ndarray]) -> _Sized:
         feed_shapes = {n: a.shape for n, a in feeds.items()}
         key = tuple(feed_shapes.get(n, ()) for n in self.lowered.feeds)
         sized = self._sized.get(key)
         if sized is None:
             dims, shapes = self._resolver.resolve(feed_shapes)
-            self._check_extents(shapes)
+            check_extents(self.partition, shapes)
             temps = self.lowered.temps
             offsets, total = plan_arena(temps, self.lowered.lifetimes, dims)
             arena = np.empty(max(total, 1), dtype=np.uint8)
@@ -191,38 +164,3 @@ class LLVMExecutable:
                 table[i] = constant.ctypes.data
             sized = self._sized[key] = _Sized(dims, shapes, arena, table)
         return sized
-
-    def _check_extents(self, shapes: dict[Tensor, tuple[int, ...]]) -> None:
-        """Every value a fused kernel stores spans the kernel's run-time extent along each axis it runs on (two
-        unknown sizes that broadcast at run time, 1 against n, cannot share one loop): checked before native
-        code writes anything."""
-        for kernel in self.partition.launched():
-            if kernel.kind not in (Kind.ELEMENTWISE, Kind.REDUCTION, Kind.MATMUL):
-                continue
-            root = kernel.root
-            extent = shapes[root.inputs[0] if kernel.kind == Kind.REDUCTION else root.outputs[0]]
-            for tensor in kernel.outputs:
-                place = kernel.index_maps.get(tensor.node)
-                sizes = shapes[tensor]
-                if place is None or all(a is None or sizes[j] == extent[a] for j, a in enumerate(place)):
-                    continue
-                raise ShapeError(f"{tensor.node.describe()} has run-time shape {list(sizes)}, but the fused kernel "
-                                 f"computing it runs over {list(extent)}: unknown (None) sizes broadcast against each "
-                                 "other at run time here; give the size-1 dimension a static size of 1")
-
-
-def _contiguous(array: np.ndarray) -> np.ndarray:
-    """``array`` in C order (copied only if it is not; np.ascontiguousarray would make a 0-d array 1-d)."""
-    array = np.asarray(array)
-    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
-
-
-def _checked_variable(node: Node, value: np.ndarray) -> np.ndarray:
-    """The Session's buffer of a variable, which native code writes in place: it must be exactly as declared."""
-    expected = node.types[0]
-    if value.dtype != np.dtype(expected.dtype) or value.shape != expected.shape or not value.flags.c_contiguous:
-        raise GraphcError(f"internal: variable '{node.name}' holds {value.dtype}{list(value.shape)}, declared "
-                          f"{expected}")
-    if not value.flags.writeable:
-        raise GraphcError(f"internal: variable '{node.name}' is read-only")
-    return value
