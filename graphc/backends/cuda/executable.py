@@ -1,0 +1,388 @@
+"""One compiled run signature of the CUDA backend: feeds copied in, a precomputed list of launches, fetches out.
+
+``run`` validates on the host what the GPU cannot (the run-time sizes of every tensor, from the feeds' shapes,
+as the llvm backend does — cached per set of feed shapes), copies each feed to the GPU once, uploads the dims,
+replays the signature's launch list (each step a bound ``prepared_call`` of a kernel or a cuBLAS GEMM: no
+argument parsing, no Python work per kernel beyond one call), reads the 4-byte failure status (which waits for
+the GPU) and copies the fetched outputs back. One grid per launch: ``ceil(threads / 256)`` blocks of 256
+threads (capped at 32 blocks per multiprocessor: the kernels loop grid-stride), a serial part on one thread.
+
+Variables live on the GPU across runs. The Session owns the host arrays (``Session._values``), writes them
+itself in ``load_variables`` and in the commit after a monitored run, and reads them (checkpoints, fetches of
+the variables in other signatures). So each host array has one resident device copy, shared by every
+executable of the process (keyed by the array), and the copies are kept equal as follows:
+
+* after each run, the variables the run updated are copied back into their host arrays (one device-to-host
+  copy of the updated variables per run — the cost of keeping the Session's arrays current);
+* before each run, each variable's host array is compared with the bytes it was last synced with (a host
+  copy kept for that): a value the Session wrote since (``load_variables``, a monitored run's commit) is
+  uploaded again. The comparison reads each variable twice on the host per run, no transfer; a Session hook
+  saying which arrays it wrote would make it unnecessary (not there yet);
+* a run that fails (a ``Fail`` in a kernel) drops the resident copies of the variables it would update, so
+  the next run starts again from the host arrays, which the failed run left untouched.
+
+Under a monitor (profiling, check_numerics) the kernels run one at a time, synchronized and timed, on
+fresh device copies of the variables, and the updates are returned for the Session to commit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import itertools
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphc.backends.compiled import (
+    CompileReport,
+    check_extents,
+    checked_variable,
+    contiguous,
+    fetch_value,
+    fetched_variables,
+    lower_plan,
+)
+from graphc.backends.cuda.cublas import Cublas, column_major
+from graphc.backends.cuda.nvcc import compile_module
+from graphc.backends.cuda.render import CudaModule, GemmCall, Launch, render
+from graphc.errors import BackendUnavailableError, ShapeError
+from graphc.graph.node import Node, Tensor
+from graphc.lower import ir
+from graphc.lower.ir import Program
+from graphc.lower.memory import plan_arena
+from graphc.lower.shapes import ShapeResolver
+from graphc.ops.scalar import Call, Expr
+from graphc.runtime.plan import Plan
+
+BLOCK = 256  # threads per block
+BLOCKS_PER_MULTIPROCESSOR = 32  # the grid cap: more blocks than this only add scheduling
+INSTALL = ("install it with `pip install 'graphc[cuda]'` (pycuda builds against a CUDA toolkit: install one that "
+           "ships nvcc and cuBLAS, and an NVIDIA driver)")
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """The GPU the backend runs on: pycuda's driver module, device 0, its context (current in this process),
+    its architecture for nvcc (``sm_90``) and its multiprocessor count."""
+
+    driver: Any
+    device: Any
+    context: Any
+    arch: str
+    multiprocessors: int
+
+    @functools.cached_property
+    def cublas(self) -> Cublas:
+        """The process's cuBLAS handle on this context (made on first use)."""
+        return Cublas()
+
+
+@functools.cache
+def gpu() -> Gpu:
+    """Device 0 with a current context (the one already current, e.g. pycuda.autoinit's, else its primary
+    context, pushed once); BackendUnavailableError saying what is missing: pycuda, a driver or a GPU."""
+    try:
+        import pycuda.driver as driver
+    except ImportError as error:
+        raise BackendUnavailableError(f"backend 'cuda' needs pycuda, which cannot be imported ({error}): {INSTALL}") \
+            from None
+    try:
+        driver.init()
+        count = driver.Device.count()
+    except driver.Error as error:
+        raise BackendUnavailableError(f"backend 'cuda' found no usable NVIDIA driver ({error}): install the NVIDIA "
+                                      "driver for this machine's GPU") from None
+    if count == 0:
+        raise BackendUnavailableError("backend 'cuda' found no CUDA GPU on this machine (the driver sees none); use "
+                                      "backend='llvm' here")
+    context = driver.Context.get_current()
+    if context is None:
+        context = driver.Device(0).retain_primary_context()
+        context.push()
+        atexit.register(context.pop)
+    device = driver.Context.get_device()
+    major, minor = device.compute_capability()
+    processors = device.get_attribute(driver.device_attribute.MULTIPROCESSOR_COUNT)
+    return Gpu(driver, device, context, f"sm_{major}{minor}", processors)
+
+
+# -- variables resident on the GPU (see the module docstring) ---------------------------------------------
+class _Resident:
+    """The device copy of one host array, and the bytes the two held when last made equal."""
+
+    def __init__(self, driver: Any, host: np.ndarray) -> None:
+        self.host = weakref.ref(host)
+        self.memory = driver.mem_alloc(max(host.nbytes, 1))
+        self.synced = np.array(host)
+        if host.nbytes:
+            driver.memcpy_htod(self.memory, host)
+
+
+_RESIDENT: dict[int, _Resident] = {}  # id(host array) -> its device copy
+
+
+def _resident(driver: Any, host: np.ndarray) -> _Resident:
+    """The up-to-date device copy of the Session's array ``host`` (made, or uploaded again, when needed)."""
+    entry = _RESIDENT.get(id(host))
+    if entry is None or entry.host() is not host:
+        entry = _RESIDENT[id(host)] = _Resident(driver, host)
+        weakref.finalize(host, _forget, id(host), entry)
+    elif not _same_bytes(host, entry.synced):
+        driver.memcpy_htod(entry.memory, host)
+        np.copyto(entry.synced, host)
+    return entry
+
+
+def _forget(key: int, entry: _Resident) -> None:
+    if _RESIDENT.get(key) is entry:
+        del _RESIDENT[key]
+
+
+def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise equality (a NaN equals itself, -0.0 differs from 0.0) of two C-contiguous arrays."""
+    return np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
+
+
+# -- run-time values of index expressions on the host ------------------------------------------------------
+def _bind(e: Expr, values: dict[ir.Index, int]) -> Expr:
+    """``e`` with the loop indices of ``values`` replaced by their values (for ``ir.evaluate_size``)."""
+    if isinstance(e, ir.Index):
+        return ir.const(values[e])
+    if isinstance(e, Call):
+        return Call(e.primitive, tuple(_bind(a, values) for a in e.args), e.to)
+    return e
+
+
+def gemm_iterations(call: GemmCall, dims: np.ndarray) -> list[dict[ir.Index, int]]:
+    """The values of ``call``'s enclosing loop indices, one dict per GEMM the host issues, in loop order."""
+    iterations: list[dict[ir.Index, int]] = [{}]
+    for index, extent in call.loops:
+        iterations = [{**outer, index: i} for outer in iterations
+                      for i in range(ir.evaluate_size(_bind(extent, outer), dims))]
+    return iterations
+
+
+@dataclass(eq=False)
+class _Sized:
+    """What depends on the run-time sizes only: dims, shapes, device memory and the launch list."""
+
+    dims: np.ndarray
+    device_dims: Any
+    shapes: dict[Tensor, tuple[int, ...]]
+    table: list[int]  # device address per program buffer (variables: filled per run)
+    memory: list[Any]  # the allocations behind the table (arena, feeds, outputs), kept alive here
+    steps: list[tuple[int, Callable[[], Any]]] = field(default_factory=list)  # (kernel, launch), for `variables`
+    variables: tuple[int, ...] = ()  # the variable addresses `steps` was built with
+
+
+class CUDAExecutable:
+    """A plan compiled to CUDA kernels and cuBLAS calls (see the module docstring)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.gpu = gpu()
+        driver = self.gpu.driver
+        self.plan = plan
+        self.report = CompileReport()
+        started = time.perf_counter()
+        self.partition, self.lowered = lower_plan(plan)
+        self.report.stages["lower"] = time.perf_counter() - started
+        started = time.perf_counter()
+        self.module: CudaModule = render(self.lowered.program)
+        self.report.stages["render"] = time.perf_counter() - started
+        compiled = compile_module(self.module.source, self.gpu.arch, self.report)
+        self.nvcc_warnings = compiled.warnings
+        started = time.perf_counter()
+        self._loaded = driver.module_from_buffer(compiled.binary)
+        self._functions = {}
+        for step in self.module.steps:
+            if isinstance(step, Launch) and step.function not in self._functions:
+                function = self._loaded.get_function(step.function)
+                function.prepare("P" * (len(step.buffers) + 2))
+                self._functions[step.function] = function
+        self.report.stages["load"] = time.perf_counter() - started
+        buffers = self.lowered.program.buffers
+        self._index = {id(b): i for i, b in enumerate(buffers)}
+        self._feeds = [(self._index[id(b)], n) for n, b in self.lowered.feeds.items()]
+        self._variables = [(self._index[id(b)], n) for n, b in self.lowered.variables.items()]
+        self._outputs = [(self._index[id(b)], t, b.dtype) for t, b in self.lowered.outputs.items()]
+        self._constants = {self._index[id(b)]: _upload(driver, contiguous(b.value))
+                           for b in buffers if b.role == "constant"}
+        self._fetched_variables = fetched_variables(plan)
+        self._resolver = ShapeResolver(self.lowered.shapes)
+        self._sized: dict[tuple, _Sized] = {}
+        self._status = driver.mem_alloc(4)
+        self._status_host = np.zeros(1, dtype=np.int32)
+
+    # -- what ``sess.compiled(...)`` shows -------------------------------------------------------------------
+    @property
+    def program(self) -> Program:
+        """The loop-nest program (buffers, kernels) this executable runs."""
+        return self.lowered.program
+
+    @property
+    def loops(self) -> str:
+        """The program's loop nests, printed."""
+        return str(self.lowered.program)
+
+    @property
+    def cuda_source(self) -> str:
+        """The CUDA C translation unit compiled for this GPU."""
+        return self.module.source
+
+    # -- running -------------------------------------------------------------------------------------------
+    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
+            monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        """The backend contract (graphc/backends/__init__.py): fetched values and, under a monitor, updates."""
+        driver = self.gpu.driver
+        feeds = {n: contiguous(a) for n, a in feeds.items()}
+        sized = self._sized_for(feeds)
+        sized.dims[0] = run_count
+        driver.memcpy_htod(sized.device_dims, sized.dims)
+        for i, node in self._feeds:
+            if feeds[node].nbytes:
+                driver.memcpy_htod(sized.table[i], feeds[node])
+        before = {node: np.array(variables[node]) for node in self._fetched_variables}
+        hosts = {node: checked_variable(node, variables[node]) for _, node in self._variables}
+        driver.memset_d32(self._status, 0, 1)
+        if monitor is None:
+            addresses = tuple(int(_resident(driver, hosts[node]).memory) for _, node in self._variables)
+            if sized.variables != addresses or not sized.steps:
+                sized.steps, sized.variables = self._steps(sized, self._table(sized, addresses)), addresses
+            for _, launch in sized.steps:
+                launch()
+            self._check_status(hosts)
+            outputs = self._download_outputs(sized)
+            for node in self.lowered.updated:
+                entry = _RESIDENT[id(hosts[node])]
+                if hosts[node].nbytes:
+                    driver.memcpy_dtoh(hosts[node], entry.memory)
+                np.copyto(entry.synced, hosts[node])
+            updates = {}
+        else:
+            copies = {node: _upload(driver, hosts[node]) for _, node in self._variables}
+            table = self._table(sized, tuple(int(copies[node]) for _, node in self._variables))
+            self._run_monitored(sized, table, self._steps(sized, table), monitor)
+            outputs = self._download_outputs(sized)
+            hosts = {node: _download(driver, copies[node], hosts[node].shape, hosts[node].dtype) for node in hosts}
+            updates = {node: hosts[node] for node in self.lowered.updated}
+        values = [fetch_value(t, feeds, {**variables, **hosts}, before, outputs) for t in self.plan.targets]
+        return values, updates
+
+    def _table(self, sized: _Sized, variables: tuple[int, ...]) -> list[int]:
+        """The device address of every buffer, the variables' given (in ``self._variables`` order)."""
+        table = list(sized.table)
+        for (i, _), address in zip(self._variables, variables):
+            table[i] = address
+        return table
+
+    def _steps(self, sized: _Sized, table: list[int]) -> list[tuple[int, Callable[[], Any]]]:
+        """Every launch and GEMM of a run, bound to its grid and device addresses: (kernel number, call)."""
+        dims, cap = sized.dims, self.gpu.multiprocessors * BLOCKS_PER_MULTIPROCESSOR
+        steps: list[tuple[int, Callable[[], Any]]] = []
+        for kernel, step in zip(self.module.kernel_of_step, self.module.steps):
+            if isinstance(step, Launch):
+                threads = ir.evaluate_size(step.threads, dims)
+                if threads <= 0:
+                    continue
+                block = min(BLOCK, threads)
+                grid = min(-(-threads // block), cap)
+                args = [table[b] for b in step.buffers] + [sized.device_dims, self._status]
+                steps.append((kernel, functools.partial(self._functions[step.function].prepared_call,
+                                                        (grid, 1), (block, 1, 1), *args)))
+            else:
+                steps += [(kernel, call) for call in self._gemms(step, table, dims)]
+        return steps
+
+    def _gemms(self, call: GemmCall, table: list[int], dims: np.ndarray) -> list[Callable[[], Any]]:
+        """The cuBLAS calls of ``call``, one per iteration of its enclosing loops (none for an empty product)."""
+        g, calls = call.gemm, []
+        itemsize = np.dtype(g.dtype).itemsize
+        for values in gemm_iterations(call, dims):
+            size = functools.partial(lambda e, v: ir.evaluate_size(_bind(e, v), dims), v=values)
+            m, n, k = size(g.m), size(g.n), size(g.k)
+            if m == 0 or n == 0:
+                continue
+            address = [table[self._index[id(b)]] + size(offset) * itemsize
+                       for b, offset in ((g.a, g.a_offset), (g.b, g.b_offset), (g.c, g.c_offset))]
+            arguments = column_major(g.trans_a, g.trans_b, m, n, k, address[0], size(g.lda), address[1],
+                                     size(g.ldb), address[2], size(g.ldc))
+            calls.append(functools.partial(self.gpu.cublas.gemm, g.dtype, arguments, g.alpha, g.beta))
+        return calls
+
+    def _run_monitored(self, sized: _Sized, table: list[int], steps: list[tuple[int, Callable[[], Any]]],
+                       monitor: Any) -> None:
+        driver, clock = self.gpu.driver, time.perf_counter
+        kernels = self.lowered.program.kernels
+        by_kernel = {k: [launch for _, launch in group] for k, group in itertools.groupby(steps, lambda s: s[0])}
+        for number, kernel in enumerate(kernels):
+            started = clock()
+            for launch in by_kernel.get(number, ()):
+                launch()
+            driver.Context.synchronize()
+            seconds = clock() - started
+            self._check_status({})
+            for tensor, buffer in kernel.outputs:
+                value = _download(driver, table[self._index[id(buffer)]], sized.shapes[tensor], buffer.dtype)
+                monitor.node_done(tensor.node, (value,), seconds)
+                seconds = 0.0  # a kernel's time is counted once
+
+    def _check_status(self, hosts: dict[Node, np.ndarray]) -> None:
+        """Wait for the GPU; a nonzero status is a ``Fail`` (an index out of range in the data): its message,
+        as a ShapeError, after dropping the device copies of the variables the run would update."""
+        self.gpu.driver.memcpy_dtoh(self._status_host, self._status)
+        code = int(self._status_host[0])
+        if code:
+            for node in self.lowered.updated:
+                if node in hosts:
+                    _RESIDENT.pop(id(hosts[node]), None)
+            raise ShapeError(self.lowered.program.failures[code - 1])
+
+    def _download_outputs(self, sized: _Sized) -> dict[Tensor, np.ndarray]:
+        return {tensor: _download(self.gpu.driver, sized.table[i], sized.shapes[tensor], dtype)
+                for i, tensor, dtype in self._outputs}
+
+    def _sized_for(self, feeds: dict[Node, np.ndarray]) -> _Sized:
+        feed_shapes = {n: a.shape for n, a in feeds.items()}
+        key = tuple(feed_shapes.get(n, ()) for n in self.lowered.feeds)
+        sized = self._sized.get(key)
+        if sized is None:
+            driver = self.gpu.driver
+            dims, shapes = self._resolver.resolve(feed_shapes)
+            check_extents(self.partition, shapes)
+            buffers = self.lowered.program.buffers
+            table, memory = [0] * len(buffers), []
+            offsets, total = plan_arena(self.lowered.temps, self.lowered.lifetimes, dims)
+            memory.append(arena := driver.mem_alloc(max(total, 1)))
+            for buffer, offset in zip(self.lowered.temps, offsets):
+                table[self._index[id(buffer)]] = int(arena) + offset
+            owned = [i for i, _ in self._feeds] + [i for i, _, _ in self._outputs]
+            for i in owned:
+                nbytes = ir.evaluate_size(buffers[i].size, dims) * np.dtype(buffers[i].dtype).itemsize
+                memory.append(allocation := driver.mem_alloc(max(nbytes, 1)))
+                table[i] = int(allocation)
+            for i, constant in self._constants.items():
+                table[i] = int(constant)
+            device_dims = driver.mem_alloc(max(dims.nbytes, 8))
+            sized = self._sized[key] = _Sized(dims, device_dims, shapes, table, memory)
+        return sized
+
+
+def _upload(driver: Any, array: np.ndarray) -> Any:
+    """A new device allocation holding ``array``'s bytes."""
+    memory = driver.mem_alloc(max(array.nbytes, 1))
+    if array.nbytes:
+        driver.memcpy_htod(memory, array)
+    return memory
+
+
+def _download(driver: Any, address: Any, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """A new host array of ``shape`` copied from device ``address``."""
+    array = np.empty(shape, dtype=dtype)
+    if array.nbytes:
+        driver.memcpy_dtoh(array, address)
+    return array

@@ -1,0 +1,561 @@
+"""The loop-nest IR (graphc.lower.ir) rendered to CUDA C: launches of ``__global__`` functions and cuBLAS GEMMs.
+
+The interface with the runtime:
+
+* ``render(program)`` returns a ``CudaModule``: the CUDA C translation unit (``source``) and the ``steps`` the
+  host issues in program order, each a ``Launch`` of one ``extern "C" __global__`` function or a ``GemmCall``;
+* every launched function takes its buffers as ``T* __restrict__ b<i>`` (``i``: the buffer's index in
+  ``Program.buffers``; ``const`` when the launch only reads it) in ``Launch.buffers`` order, then
+  ``const long long* __restrict__ dims`` (``Dim(slot)`` reads ``dims[slot]``) and ``int* __restrict__ status``;
+  a ``Fail(code)`` sets ``*status`` to ``code`` (the first failure wins) and the thread returns; every function
+  first returns when ``*status`` is already set, so nothing runs after a failure;
+* a top-level ``Loop(parallel=True)`` of a kernel is one launch of ``Launch.threads`` (its extent) threads in
+  a grid-stride loop, each iteration run serially by one thread; the other top-level statements (size checks,
+  sequential loops, declarations) run in a launch of one thread; a ``Gemm`` is a ``GemmCall`` whose enclosing
+  sequential loops the host runs.
+
+The semantics are the LLVM renderer's (graphc/backends/llvm/render.py), primitive by primitive: IEEE float
+arithmetic with no contraction into fused multiply-adds (products are ``__fmul_rn``/``__dmul_rn``, which nvcc
+never fuses) whatever nvcc's flags; integer arithmetic wraps (done on unsigned values, since a signed overflow
+is undefined in C); floor division and remainder as numpy's with 0 for a zero divisor; shifts of the bits as
+unsigned with 0 for a count outside [0, bits); float to int truncates and saturates with NaN giving 0 (the
+``__float2int_rz`` family); maximum/minimum propagate NaN and give the second operand on ties; a bool is one
+byte in memory. The helpers live in a prelude under an include guard, so sources can be concatenated into one
+translation unit. The text is deterministic: it is a cache key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphc.errors import CompileError
+from graphc.graph.dtypes import FLOATS
+from graphc.lower import ir
+from graphc.ops import scalar
+from graphc.ops.scalar import Call, Const, Expr
+
+C_TYPE = {"bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
+MEMORY_TYPE = {**C_TYPE, "bool": "unsigned char"}  # numpy stores a bool in one byte
+
+PRELUDE = r"""#ifndef GRAPHC_CUDA_PRELUDE
+#define GRAPHC_CUDA_PRELUDE
+#ifndef GRAPHC_FN
+#define GRAPHC_FN __device__ __forceinline__
+#endif
+/* integer arithmetic wraps modulo 2^bits (on unsigned values: a signed overflow is undefined in C) */
+GRAPHC_FN int gc_add(int a, int b) { return (int)((unsigned)a + (unsigned)b); }
+GRAPHC_FN int gc_sub(int a, int b) { return (int)((unsigned)a - (unsigned)b); }
+GRAPHC_FN int gc_mul(int a, int b) { return (int)((unsigned)a * (unsigned)b); }
+GRAPHC_FN int gc_neg(int a) { return (int)(0u - (unsigned)a); }
+GRAPHC_FN long long gc_add(long long a, long long b) {
+  return (long long)((unsigned long long)a + (unsigned long long)b); }
+GRAPHC_FN long long gc_sub(long long a, long long b) {
+  return (long long)((unsigned long long)a - (unsigned long long)b); }
+GRAPHC_FN long long gc_mul(long long a, long long b) {
+  return (long long)((unsigned long long)a * (unsigned long long)b); }
+GRAPHC_FN long long gc_neg(long long a) { return (long long)(0ull - (unsigned long long)a); }
+GRAPHC_FN int gc_abs(int a) { return a < 0 ? gc_neg(a) : a; }
+GRAPHC_FN long long gc_abs(long long a) { return a < 0 ? gc_neg(a) : a; }
+/* numpy's floor division and remainder; a zero divisor gives 0, and -1 is a negation (no trap) */
+template <typename T> GRAPHC_FN T gc_floordiv(T x, T y) {
+  if (y == 0) return 0;
+  if (y == -1) return gc_neg(x);
+  T q = x / y, r = x % y;
+  return (r != 0 && ((r ^ y) < 0)) ? q - 1 : q;
+}
+template <typename T> GRAPHC_FN T gc_mod(T x, T y) {
+  if (y == 0 || y == -1) return 0;
+  T r = x % y;
+  return (r != 0 && ((r ^ y) < 0)) ? r + y : r;
+}
+/* shifts of the bits as unsigned; a count outside [0, bits) gives 0 */
+GRAPHC_FN int gc_shl(int x, int n) { return (unsigned)n < 32u ? (int)((unsigned)x << n) : 0; }
+GRAPHC_FN int gc_shr(int x, int n) { return (unsigned)n < 32u ? (int)((unsigned)x >> n) : 0; }
+GRAPHC_FN long long gc_shl(long long x, long long n) {
+  return (unsigned long long)n < 64ull ? (long long)((unsigned long long)x << n) : 0; }
+GRAPHC_FN long long gc_shr(long long x, long long n) {
+  return (unsigned long long)n < 64ull ? (long long)((unsigned long long)x >> n) : 0; }
+/* integer power by squaring, wrapping; a negative exponent gives 0 */
+template <typename T> GRAPHC_FN T gc_ipow(T base, T exponent) {
+  if (exponent <= 0) return exponent == 0 ? 1 : 0;
+  T result = 1;
+  while (exponent != 0) {
+    if (exponent & 1) result = gc_mul(result, base);
+    base = gc_mul(base, base);
+    exponent = gc_shr(exponent, (T)1);
+  }
+  return result;
+}
+/* numpy's maximum/minimum: NaN if either is NaN, else the larger (smaller), the second one on ties */
+template <typename T> GRAPHC_FN T gc_fmax(T a, T b) { return (a > b || a != a) ? a : b; }
+template <typename T> GRAPHC_FN T gc_fmin(T a, T b) { return (a < b || a != a) ? a : b; }
+template <typename T> GRAPHC_FN T gc_imax(T a, T b) { return a > b ? a : b; }
+template <typename T> GRAPHC_FN T gc_imin(T a, T b) { return a < b ? a : b; }
+#endif
+"""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One ``__global__`` function launch: ``threads`` threads (an int64 expression of dims)."""
+
+    function: str  # its name in CudaModule.source (extern "C": not mangled)
+    buffers: tuple[int, ...]  # indices into Program.buffers of its pointer parameters, in order
+    threads: ir.Expr  # Const(1) for a serial part
+
+
+@dataclass(frozen=True)
+class GemmCall:
+    """A cuBLAS GEMM the host issues between launches, once per iteration of its enclosing ``loops``
+    ((index, extent) pairs, outermost first): offsets are int64 expressions of dims and these indices."""
+
+    gemm: ir.Gemm
+    loops: tuple[tuple[ir.Index, ir.Expr], ...] = ()
+
+
+@dataclass(frozen=True)
+class CudaModule:
+    """A program as CUDA C and the steps that run it, in program order."""
+
+    source: str
+    steps: tuple[Launch | GemmCall, ...]
+    kernel_of_step: tuple[int, ...]  # index into Program.kernels of each step
+
+
+def render(program: ir.Program, prefix: str = "graphc") -> CudaModule:
+    """``program`` as a CUDA C translation unit whose functions are named ``<prefix>_k<kernel>_<launch>``
+    (a distinct ``prefix`` per program lets several modules share one translation unit)."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+        raise ValueError(f"render: prefix {prefix!r} is not a C identifier")
+    position = {b: i for i, b in enumerate(program.buffers)}
+    parts, steps, kernel_of_step = [PRELUDE], [], []
+    for number, kernel in enumerate(program.kernels):
+        parts.append(_header(number, kernel))
+        launches = 0
+        for step in _split(kernel):
+            if isinstance(step, _Part):
+                text, step = _launch(f"{prefix}_k{number}_{launches}", step, position, kernel.name)
+                parts.append(text)
+                launches += 1
+            steps.append(step)
+            kernel_of_step.append(number)
+    return CudaModule("\n".join(parts), tuple(steps), tuple(kernel_of_step))
+
+
+def _header(number: int, kernel: ir.LoopKernel) -> str:
+    describe = getattr(kernel.origin, "describe", None)
+    what = describe() if describe is not None else ""
+    text = f"kernel {number}: {kernel.name}" + (f" ({what})" if what else "")
+    return f"/* {text.replace('*/', '* /')} */"
+
+
+# -- splitting a kernel into launches and GEMMs ------------------------------------------------------------
+@dataclass
+class _Part:
+    """Top-level statements run by one launch: a parallel loop (``parallel``) or serial statements, run when
+    every condition of ``guard`` holds (conditions on dims: a top-level ``If`` split around parallel loops)."""
+
+    body: list[ir.Stmt] = field(default_factory=list)
+    parallel: ir.Loop | None = None
+    guard: tuple[Expr, ...] = ()
+
+
+def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
+    """The launches and GEMMs of ``kernel`` in order: consecutive serial statements share one launch."""
+    steps = _steps(kernel.body, (), kernel.name)
+    parts = [step for step in steps if isinstance(step, _Part)]
+    if len(parts) > 1 and any(_outside_locals(part.body) for part in parts):
+        # a local crosses launches (which cannot share one): the kernel runs as a single serial launch
+        if len(parts) < len(steps):
+            raise CompileError(f"cuda: kernel {kernel.name} shares locals between code around a GEMM")
+        return [_Part(list(kernel.body))]
+    return steps
+
+
+def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list[_Part | GemmCall]:
+    steps: list[_Part | GemmCall] = []
+    for s in body:
+        if any(isinstance(x, ir.Gemm) for x in ir.walk_statements([s])):
+            if guard:
+                raise CompileError(f"cuda: kernel {where} has a GEMM under a condition; the CUDA backend issues "
+                                   "GEMMs from the host unconditionally")
+            steps += _gemm_calls(s, (), where)
+        elif isinstance(s, ir.Loop) and s.parallel and _independent(s):
+            steps.append(_Part([s], s, guard))
+        elif (isinstance(s, ir.If) and _on_dims(s.condition)
+              and any(isinstance(x, ir.Loop) and x.parallel for x in ir.walk_statements([s]))):
+            # a size test choosing between parallel loops: each branch's launches test it themselves
+            steps += _steps(s.then, (*guard, s.condition), where)
+            steps += _steps(s.orelse, (*guard, scalar.logical_not(s.condition)), where)
+        elif steps and isinstance(steps[-1], _Part) and steps[-1].parallel is None and steps[-1].guard == guard:
+            steps[-1].body.append(s)
+        else:
+            steps.append(_Part([s], None, guard))
+    return steps
+
+
+def _on_dims(e: Expr) -> bool:
+    """Whether ``e`` depends on the dims only (so every launch computes the same value)."""
+    return all(isinstance(x, Const | ir.Dim | Call) for x in ir.walk_expr(e))
+
+
+def _outside_locals(body: Sequence[ir.Stmt]) -> set[str]:
+    """The locals ``body`` reads or assigns without declaring them."""
+    declared = {s.local.name for s in ir.walk_statements(body) if isinstance(s, ir.Declare)}
+    assigned = {s.local.name for s in ir.walk_statements(body) if isinstance(s, ir.Assign)}
+    read = {e.name for s in ir.walk_statements(body) for e in _expressions(s) if isinstance(e, ir.Local)}
+    return (assigned | read) - declared
+
+
+def _independent(loop: ir.Loop) -> bool:
+    """Whether the iterations may run on threads: the body neither reads nor assigns a local declared outside
+    it (locals live in one launch; an assigned one makes the iterations dependent)."""
+    return not _outside_locals(loop.body)
+
+
+def _gemm_calls(s: ir.Stmt, loops: tuple[tuple[ir.Index, ir.Expr], ...], where: str) -> list[GemmCall]:
+    """The GEMMs of ``s``: a Gemm, or loops around nothing but Gemms (the host runs those loops)."""
+    if isinstance(s, ir.Gemm):
+        return [GemmCall(s, loops)]
+    if isinstance(s, ir.Loop) and len(s.body) == 1:
+        return _gemm_calls(s.body[0], (*loops, (s.index, s.extent)), where)
+    raise CompileError(f"cuda: kernel {where} has a GEMM inside code other than loops around it alone; the CUDA "
+                       "backend issues GEMMs from the host")
+
+
+def _expressions(s: ir.Stmt) -> list[Expr]:
+    """Every expression node a statement (not its nested statements) evaluates."""
+    roots: list[Expr] = []
+    if isinstance(s, ir.Loop):
+        roots = [s.extent]
+    elif isinstance(s, ir.Store):
+        roots = [s.index, s.value]
+    elif isinstance(s, ir.Declare | ir.Assign):
+        roots = [s.value]
+    elif isinstance(s, ir.If):
+        roots = [s.condition]
+    return [e for root in roots for e in ir.walk_expr(root)]
+
+
+# -- one launch ----------------------------------------------------------------------------------------------
+def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) -> tuple[str, Launch]:
+    """The ``__global__`` function running ``part`` and its launch."""
+    read, written, dims = set(), set(), set()
+    for s in ir.walk_statements([*part.body, *(ir.If(condition, ()) for condition in part.guard)]):
+        if isinstance(s, ir.Store):
+            written.add(s.buffer)
+        for e in _expressions(s):
+            if isinstance(e, ir.Load):
+                read.add(e.buffer)
+            elif isinstance(e, ir.Dim):
+                dims.add(e.slot)
+    missing = sorted(b.name for b in read | written if b not in position)
+    if missing:
+        raise ValueError(f"render: kernel {where} uses buffers missing from the program: {', '.join(missing)}")
+    buffers = sorted(read | written, key=position.__getitem__)
+    params = [f"{'' if b in written else 'const '}{MEMORY_TYPE[b.dtype]}* __restrict__ b{position[b]}"
+              for b in buffers]
+    params += ["const long long* __restrict__ dims", "int* __restrict__ status"]
+    read_locals = _live_locals(part.body)
+    writer = _Writer({b: f"b{position[b]}" for b in buffers}, read_locals)
+    lines = [f'extern "C" __global__ void {name}({", ".join(params)}) {{', "  if (*status) return;"]
+    lines += [f"  const long long dim_{slot} = dims[{slot}];" for slot in sorted(dims)]
+    lines += [f"  {C_TYPE[dtype]} {local} = {_zero(dtype)};" for local, dtype in _locals(part.body)
+              if local in read_locals]
+    if part.guard:
+        condition = part.guard[0] if len(part.guard) == 1 else scalar.logical_and(*part.guard[:2])
+        for more in part.guard[2:]:
+            condition = scalar.logical_and(condition, more)
+        lines.append(f"  if (!{writer.inline(condition, lines, 1)}) return;")
+    if part.parallel is not None:
+        loop = part.parallel
+        i = loop.index.name
+        lines.append(f"  const long long n_{i} = {writer.inline(loop.extent, lines, 1)};")
+        lines.append(f"  for (long long {i} = (long long)blockIdx.x * blockDim.x + threadIdx.x; {i} < n_{i}; "
+                     f"{i} += (long long)gridDim.x * blockDim.x) {{")
+        writer.statements(loop.body, lines, 2)
+        lines.append("  }")
+        threads = loop.extent
+    else:
+        writer.statements(part.body, lines, 1)
+        threads = ir.const(1)
+    lines.append("}")
+    return "\n".join(lines), Launch(name, tuple(position[b] for b in buffers), threads)
+
+
+def _locals(body: Sequence[ir.Stmt]) -> list[tuple[str, str]]:
+    """Every local of ``body`` once (declared at the top of the function: per thread, visible everywhere)."""
+    found: dict[str, str] = {}
+    for s in ir.walk_statements(body):
+        if isinstance(s, ir.Declare):
+            found.setdefault(s.local.name, s.local.dtype)
+    return sorted(found.items())
+
+
+def _live_locals(body: Sequence[ir.Stmt]) -> set[str]:
+    """The locals whose values reach a store, a condition or a loop extent (the others are not computed)."""
+    statements = list(ir.walk_statements(body))
+
+    def reads(s: ir.Stmt) -> set[str]:
+        return {e.name for e in _expressions(s) if isinstance(e, ir.Local)}
+
+    live = set().union(*(reads(s) for s in statements if not isinstance(s, ir.Declare | ir.Assign)))
+    while True:
+        more = live.union(*(reads(s) for s in statements if isinstance(s, ir.Declare | ir.Assign)
+                            and s.local.name in live))
+        if more == live:
+            return live
+        live = more
+
+
+def _zero(dtype: str) -> str:
+    return {"bool": "false", "float32": "0.0f", "float64": "0.0"}.get(dtype, "0")
+
+
+class _Writer:
+    """Renders statements and expressions as C lines; ``buffers`` names each buffer's parameter."""
+
+    def __init__(self, buffers: dict[ir.Buffer, str], read_locals: set[str]) -> None:
+        self.buffers = buffers
+        self.read_locals = read_locals  # a local never read is not computed
+        self._temps = 0
+
+    def statements(self, body: Sequence[ir.Stmt], lines: list[str], depth: int) -> None:
+        for s in body:
+            self.statement(s, lines, depth)
+
+    def statement(self, s: ir.Stmt, lines: list[str], depth: int) -> None:
+        pad = "  " * depth
+        if isinstance(s, ir.Loop):
+            i = s.index.name
+            extent = self.inline(s.extent, lines, depth)
+            lines.append(f"{pad}for (long long {i} = 0, n_{i} = {extent}; {i} < n_{i}; ++{i}) {{")
+            self.statements(s.body, lines, depth + 1)
+            lines.append(pad + "}")
+        elif isinstance(s, ir.Store):
+            index, value = self.inline_many([s.index, s.value], lines, depth)
+            if s.buffer.dtype == "bool":
+                value = f"(unsigned char)({value})"
+            lines.append(f"{pad}{self.buffers[s.buffer]}[{index}] = {value};")
+        elif isinstance(s, ir.Declare | ir.Assign):
+            if s.local.name in self.read_locals:
+                lines.append(f"{pad}{s.local.name} = {self.inline(s.value, lines, depth)};")
+        elif isinstance(s, ir.If):
+            lines.append(f"{pad}if ({self.inline(s.condition, lines, depth)}) {{")
+            self.statements(s.then, lines, depth + 1)
+            if s.orelse:
+                lines.append(pad + "} else {")
+                self.statements(s.orelse, lines, depth + 1)
+            lines.append(pad + "}")
+        elif isinstance(s, ir.Fail):
+            lines.append(f"{pad}{{ atomicCAS(status, 0, {s.code}); return; }}")
+        else:
+            raise TypeError(f"render: unknown statement {s!r}")
+
+    def inline(self, e: Expr, lines: list[str], depth: int) -> str:
+        return self.inline_many([e], lines, depth)[0]
+
+    def inline_many(self, roots: Sequence[Expr], lines: list[str], depth: int) -> list[str]:
+        """C text of ``roots``; a subexpression used more than once is computed once into a ``const`` temp
+        (expressions are DAGs: Philox rounds share operands)."""
+        uses: Counter[int] = Counter()
+        seen: set[int] = set()
+
+        def count(x: Expr) -> None:
+            uses[id(x)] += 1
+            if id(x) in seen:
+                return
+            seen.add(id(x))
+            for child in _children(x):
+                count(child)
+
+        for root in roots:
+            count(root)
+        text: dict[int, str] = {}
+
+        def render_one(x: Expr) -> str:
+            if id(x) not in text:
+                args = [render_one(a) for a in _children(x)]
+                code = self.expression(x, args)
+                if uses[id(x)] > 1 and isinstance(x, Call | ir.Load):
+                    name = f"x_{self._temps}"
+                    self._temps += 1
+                    lines.append(f"{'  ' * depth}const {C_TYPE[x.dtype]} {name} = {code};")
+                    code = name
+                text[id(x)] = code
+            return text[id(x)]
+
+        return [render_one(root) for root in roots]
+
+    def expression(self, e: Expr, args: list[str]) -> str:
+        """One node as C, its operands already rendered."""
+        if isinstance(e, Call):
+            return _PRIMITIVES[e.primitive.name](e, args)
+        if isinstance(e, ir.Load):
+            element = f"{self.buffers[e.buffer]}[{args[0]}]"
+            return f"({element} != 0)" if e.dtype == "bool" else element
+        if isinstance(e, Const):
+            return constant(e.value, e.dtype)
+        if isinstance(e, ir.Dim):
+            return f"dim_{e.slot}"
+        if isinstance(e, ir.Index | ir.Local):
+            return e.name
+        raise TypeError(f"render: unknown expression {e!r}")
+
+
+def _children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Call):
+        return e.args
+    if isinstance(e, ir.Load):
+        return (e.index,)
+    return ()
+
+
+def constant(value: bool | int | float, dtype: str) -> str:
+    """A C literal of ``dtype`` holding exactly ``value`` (infinities and NaN as builtins)."""
+    if dtype == "bool":
+        return "true" if value else "false"
+    if dtype in FLOATS:
+        single = dtype == "float32"
+        if math.isnan(value):
+            return "__builtin_nanf(\"\")" if single else "__builtin_nan(\"\")"
+        if math.isinf(value):
+            text = "__builtin_huge_valf()" if single else "__builtin_huge_val()"
+            return text if value > 0 else f"(-{text})"
+        digits = str(np.float32(value)) if single else repr(float(value))  # shortest text that round-trips
+        if "e" not in digits and "." not in digits:
+            digits += ".0"
+        text = digits + ("f" if single else "")
+        return f"({text})" if text.startswith("-") else text
+    bits = 32 if dtype == "int32" else 64
+    suffix = "" if bits == 32 else "LL"
+    if value == -(1 << (bits - 1)):
+        return f"({-(1 << (bits - 1)) + 1}{suffix} - 1{suffix})"
+    return f"({value}{suffix})" if value < 0 else f"{value}{suffix}"
+
+
+# -- the primitives ------------------------------------------------------------------------------------------
+# each takes the call and its operands' C text and returns the C text of its value
+Emit = Callable[[Call, list[str]], str]
+_PRIMITIVES: dict[str, Emit] = {}
+
+
+def _primitive(*names: str) -> Callable[[Emit], Emit]:
+    def register(fn: Emit) -> Emit:
+        for name in names:
+            _PRIMITIVES[name] = fn
+        return fn
+
+    return register
+
+
+def _float(call: Call) -> bool:
+    return call.dtype in FLOATS
+
+
+@_primitive("add", "sub")
+def _add_sub(call: Call, args: list[str]) -> str:
+    if _float(call):
+        return f"({args[0]} {'+' if call.primitive.name == 'add' else '-'} {args[1]})"
+    return f"gc_{call.primitive.name}({args[0]}, {args[1]})"
+
+
+@_primitive("mul")
+def _mul(call: Call, args: list[str]) -> str:
+    """Float products are never contracted into an fma (random ops depend on separately rounded products)."""
+    if _float(call):
+        return f"{'__fmul_rn' if call.dtype == 'float32' else '__dmul_rn'}({args[0]}, {args[1]})"
+    return f"gc_mul({args[0]}, {args[1]})"
+
+
+@_primitive("div")
+def _div(call: Call, args: list[str]) -> str:
+    return f"{'__fdiv_rn' if call.dtype == 'float32' else '__ddiv_rn'}({args[0]}, {args[1]})"
+
+
+@_primitive("neg")
+def _neg(call: Call, args: list[str]) -> str:
+    return f"(-{args[0]})" if _float(call) else f"gc_neg({args[0]})"
+
+
+@_primitive("exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "erf", "pow")
+def _math(call: Call, args: list[str]) -> str:
+    """CUDA's math library; integer pow by squaring."""
+    name = call.primitive.name
+    if not _float(call):
+        return f"gc_ipow({args[0]}, {args[1]})"
+    return f"{name}{'f' if call.dtype == 'float32' else ''}({', '.join(args)})"
+
+
+@_primitive("sqrt")
+def _sqrt(call: Call, args: list[str]) -> str:
+    return f"{'__fsqrt_rn' if call.dtype == 'float32' else '__dsqrt_rn'}({args[0]})"
+
+
+@_primitive("abs")
+def _abs(call: Call, args: list[str]) -> str:
+    if _float(call):
+        return f"{'fabsf' if call.dtype == 'float32' else 'fabs'}({args[0]})"
+    return f"gc_abs({args[0]})"
+
+
+@_primitive("maximum", "minimum")
+def _extremum(call: Call, args: list[str]) -> str:
+    kind = "f" if _float(call) else "i"
+    return f"gc_{kind}{call.primitive.name[:3]}({args[0]}, {args[1]})"
+
+
+@_primitive("select")
+def _select(call: Call, args: list[str]) -> str:
+    return f"({args[0]} ? {args[1]} : {args[2]})"
+
+
+_COMPARISON = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+@_primitive(*_COMPARISON)
+def _compare(call: Call, args: list[str]) -> str:
+    """C's float comparisons are ordered (false with a NaN) except ``!=``, as the LLVM renderer's."""
+    return f"({args[0]} {_COMPARISON[call.primitive.name]} {args[1]})"
+
+
+@_primitive("and", "or", "not")
+def _logical(call: Call, args: list[str]) -> str:
+    if call.primitive.name == "not":
+        return f"(!{args[0]})"
+    return f"({args[0]} {'&&' if call.primitive.name == 'and' else '||'} {args[1]})"
+
+
+_FLOAT_TO_INT = {("float32", "int32"): "__float2int_rz", ("float32", "int64"): "__float2ll_rz",
+                 ("float64", "int32"): "__double2int_rz", ("float64", "int64"): "__double2ll_rz"}
+
+
+@_primitive("cast")
+def _cast(call: Call, args: list[str]) -> str:
+    """numpy's astype: to bool is != 0 (NaN is true), float to int truncates and saturates (NaN gives 0),
+    int to int wraps, float64 to float32 rounds to nearest."""
+    (x,), source, target = args, call.args[0].dtype, call.to
+    if source == target:
+        return x
+    if target == "bool":
+        return f"({x} != {_zero(source)})"
+    if source in FLOATS and target not in FLOATS:
+        return f"{_FLOAT_TO_INT[source, target]}({x})"
+    return f"(({C_TYPE[target]})({x}))"
+
+
+@_primitive("floordiv", "mod", "shl", "shr")
+def _integer(call: Call, args: list[str]) -> str:
+    return f"gc_{call.primitive.name}({args[0]}, {args[1]})"
+
+
+@_primitive("bitand", "bitor", "bitxor")
+def _bitwise(call: Call, args: list[str]) -> str:
+    symbol = {"bitand": "&", "bitor": "|", "bitxor": "^"}[call.primitive.name]
+    return f"({args[0]} {symbol} {args[1]})"

@@ -1,0 +1,111 @@
+"""The cuda backend on a GPU, against the numpy reference: every op case, MLP training, one executable for every
+batch size, variables resident on the GPU, run-time failures and monitored runs. Skipped (not failed) where
+pycuda or a GPU is missing, as in CI."""
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.errors import BackendUnavailableError, ShapeError
+from tests.backends.llvm.test_session import TOLERANCE, batch, compile_lines, mlp
+from tests.ops.harness import check_case
+from tests.ops.test_ops import ALL_CASES
+
+pytest.importorskip("pycuda.driver", reason="the cuda backend needs pycuda")
+try:
+    from graphc.backends.cuda.executable import gpu
+
+    gpu()
+except BackendUnavailableError as error:
+    pytest.skip(f"no usable GPU: {error}", allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def _environment(tmp_path, monkeypatch):
+    """Compiled code goes to a cache of this test's own; no stray GRAPHC_* settings."""
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
+    for name in ("GRAPHC_LOG", "GRAPHC_CHECK_NUMERICS", "GRAPHC_VERIFY", "GRAPHC_OPT_EXCLUDE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_op_matches_numpy_on_cuda(case, rng):
+    check_case(case, rng, backend="cuda")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mlp_training_matches_numpy(dtype, rng):
+    data = [(rng.normal(size=(rows, 6)).astype(dtype), rng.integers(0, 3, rows)) for rows in rng.integers(1, 40, 20)]
+    results = {}
+    for backend in ("numpy", "cuda"):
+        net = mlp(dtype)
+        with gc.Session(net.graph, backend=backend) as sess:
+            losses = [sess.run([net.loss, net.train], {net.x: x, net.labels: y})[0] for x, y in data]
+            results[backend] = losses, sess.run(net.params)
+    (losses, weights), (expected_losses, expected_weights) = results["cuda"], results["numpy"]
+    np.testing.assert_allclose(losses, expected_losses, **TOLERANCE[dtype])
+    assert not np.allclose(losses[0], losses[-1])
+    for value, expected in zip(weights, expected_weights):
+        np.testing.assert_allclose(value, expected, **TOLERANCE[dtype])
+
+
+def test_one_executable_serves_every_batch_size(rng, capsys, monkeypatch):
+    monkeypatch.setenv("GRAPHC_LOG", "compile")
+    net = mlp()
+    fetches = [net.loss, net.logits, net.train]
+    with gc.Session(net.graph, backend="cuda") as sess, gc.Session(net.graph, backend="numpy") as reference:
+        for rows in (1, 7, 300, 0, 7):
+            feed = batch(net, rng, rows)
+            loss, logits, _ = sess.run(fetches, feed)
+            expected_loss, expected_logits, _ = reference.run(fetches, feed)
+            np.testing.assert_allclose(logits, expected_logits, **TOLERANCE["float32"])
+            np.testing.assert_allclose(loss, expected_loss, **TOLERANCE["float32"])
+    assert len(compile_lines(capsys.readouterr().err, "loss, logits, train")) == 1
+
+
+def test_variables_stay_in_step_with_the_session(rng):
+    """Device copies follow the Session's arrays: updates come back after each run, and a value set by
+    load_variables is what the next run reads."""
+    net = mlp()
+    feed = batch(net, rng, 5)
+    with gc.Session(net.graph, backend="cuda") as sess, gc.Session(net.graph, backend="numpy") as reference:
+        for session in (sess, reference):
+            session.run(net.train, feed)
+            session.load_variables({net.params[0]: np.ones((6, 8), np.float32)})
+            session.run(net.train, feed)
+        for value, expected in zip(sess.run(net.params), reference.run(net.params)):
+            np.testing.assert_allclose(value, expected, **TOLERANCE["float32"])
+
+
+def test_a_failed_run_changes_no_variable():
+    with gc.Graph().as_default():
+        table = gc.placeholder("float32", shape=(None,), name="table")
+        index = gc.placeholder("int32", shape=(None,), name="index")
+        count = gc.Variable(0.0, name="count")
+        picked = gc.gather(table, index)
+        step = gc.assign_add(count, 1.0)
+        with gc.Session(backend="cuda") as sess:
+            with pytest.raises(ShapeError, match="out of range"):
+                sess.run([step, picked], {table: [1.0, 2.0], index: [0, 9]})
+            assert sess.run(count) == 0.0
+            sess.run([step, picked], {table: [1.0, 2.0], index: [0, 1]})
+            assert sess.run(count) == 1.0
+
+
+def test_profile_and_check_numerics_see_every_kernel(rng):
+    net = mlp()
+    feed = batch(net, rng, 5)
+    with gc.Session(net.graph, backend="cuda") as sess, gc.Session(net.graph, backend="numpy") as reference:
+        profiled = sess.run([net.loss, net.train], feed, profile=True, check_numerics=True)[0]
+        expected = reference.run([net.loss, net.train], feed)[0]
+        np.testing.assert_allclose(profiled, expected, **TOLERANCE["float32"])
+        assert sess.last_profile is not None
+        for value, want in zip(sess.run(net.params), reference.run(net.params)):
+            np.testing.assert_allclose(value, want, **TOLERANCE["float32"])
+
+
+def test_compiled_shows_the_cuda_source(rng):
+    net = mlp()
+    with gc.Session(net.graph, backend="cuda") as sess:
+        compiled = sess.compiled(net.loss, batch(net, rng, 3))
+        assert '__global__' in compiled.cuda_source and "for (" in compiled.loops

@@ -1,0 +1,338 @@
+"""The CUDA renderer without a GPU: every op's and every example graph's program compiles with nvcc to PTX for
+sm_80 and sm_90 with warnings as errors; the launches have the shape the runtime expects; and the scalar
+arithmetic, compiled as host C++, agrees with numpy on the edge cases (NaN, infinities, negative operands)."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.backends.cuda import render as render_module
+from graphc.backends.cuda.render import PRELUDE, CudaModule, GemmCall, Launch, render
+from graphc.errors import CompileError
+from graphc.graph.node import Tensor
+from graphc.lower import ir
+from graphc.lower.program import lower
+from graphc.ops import scalar
+from graphc.passes.fusion import plan_kernels
+from graphc.passes.partition import Kind
+from graphc.passes.pipeline import optimize as optimize_graph
+from graphc.runtime.feeds import check_feeds
+from graphc.runtime.fetches import flatten_fetches
+from graphc.runtime.optimized import OptimizedExecutable
+from graphc.runtime.plan import make_plan
+from tests.ops.harness import _as_tuple
+from tests.ops.test_ops import ALL_CASES
+
+NVCC = shutil.which("nvcc")
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (the CUDA toolkit) is not on PATH")
+ARCHITECTURES = ("sm_80", "sm_90")
+BENCH = Path(__file__).resolve().parents[3] / "tools" / "bench"
+
+
+# -- programs as the backends get them ---------------------------------------------------------------------
+class _Lowering:
+    """A backend module whose ``compile`` stops at the lowered program (what the llvm and cuda backends render)."""
+
+    @staticmethod
+    def compile(plan: object) -> ir.Program:
+        partition = plan_kernels(plan.graph, plan.targets)
+        fetched = [t for t in plan.targets if isinstance(t, Tensor)
+                   and partition.kernel_of[t.node].kind != Kind.SOURCE]
+        return lower(partition, fetched).program
+
+
+def program_of(graph: gc.Graph, fetches: list, feed_dict: dict) -> ir.Program:
+    """The program a Session compiles for ``fetches`` with ``feed_dict`` (optimized at level 2, as on llvm)."""
+    targets, _ = flatten_fetches(graph, fetches)
+    feeds = check_feeds(graph, feed_dict)
+    plan = make_plan(graph, tuple(targets), frozenset(feeds))
+    optimized = optimize_graph(tuple(targets), level=2, feed_dict={n.outputs[0]: v for n, v in feeds.items()})
+    return OptimizedExecutable(plan, optimized, _Lowering).inner
+
+
+def case_programs() -> list[tuple[str, ir.Program]]:
+    """Every op case's program, with static and with all-None placeholder shapes."""
+    rng = np.random.default_rng(0)
+    programs = []
+    for case in ALL_CASES:
+        arrays = [np.asarray(a) for a in case.make_inputs(rng)]
+        for unknown in ([False, True] if case.unknown_dims else [False]):
+            graph = gc.Graph()
+            with graph.as_default():
+                placeholders = [gc.placeholder(a.dtype.name, (None,) * a.ndim if unknown else a.shape, name=f"in{i}")
+                                for i, a in enumerate(arrays)]
+                outputs = _as_tuple(case.build(*placeholders))
+            label = f"{case.id}{' (None dims)' if unknown else ''}"
+            programs.append((label, program_of(graph, list(outputs), dict(zip(placeholders, arrays)))))
+    return programs
+
+
+def example_programs() -> list[tuple[str, ir.Program]]:
+    """The training steps of the benchmark's W1 (MLP), W5 (CNN) and W6 (transformer block)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        run = importlib.import_module("run")
+        programs = []
+        for name in ("W1", "W5", "W6"):
+            workload = run.WORKLOADS[name](np.random.default_rng(0))
+            programs.append((name, program_of(workload.graph, [*workload.fetches, *workload.ops], workload.feeds)))
+        return programs
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+# -- compiling with nvcc -----------------------------------------------------------------------------------
+def translation_unit(programs: list[tuple[str, ir.Program]]) -> tuple[str, list[tuple[int, str]]]:
+    """One CUDA source holding every program (function prefixes ``p<n>``), and the first line of each."""
+    parts, starts, line = [PRELUDE], [], PRELUDE.count("\n") + 1
+    for n, (label, program) in enumerate(programs):
+        source = render(program, prefix=f"p{n}").source
+        assert source.startswith(PRELUDE)
+        body = source[len(PRELUDE):]  # the prelude once for all
+        starts.append((line, label))
+        parts.append(body)
+        line += body.count("\n") + 1
+    return "\n".join(parts), starts
+
+
+def nvcc(source: str, directory: Path, architecture: str, optimize: bool) -> subprocess.CompletedProcess:
+    """``source`` compiled to PTX for ``architecture``, warnings as errors (unoptimized: much faster, and every
+    diagnostic comes from the front end)."""
+    path = directory / f"unit_{architecture}.cu"
+    path.write_text(source)
+    flags = [] if optimize else ["-Xcicc", "-O0"]
+    command = [NVCC, "-ptx", f"-arch={architecture}", "--Werror", "all-warnings", *flags,
+               "-o", str(path.with_suffix(".ptx")), str(path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+def check_compiles(programs: list[tuple[str, ir.Program]], directory: Path, optimize: bool) -> None:
+    source, starts = translation_unit(programs)
+    with ThreadPoolExecutor(len(ARCHITECTURES)) as pool:
+        results = list(pool.map(lambda arch: nvcc(source, directory, arch, optimize), ARCHITECTURES))
+    for architecture, result in zip(ARCHITECTURES, results):
+        if result.returncode != 0:
+            raise AssertionError(f"nvcc for {architecture} failed:\n{_blame(result.stderr, starts)}")
+        assert (directory / f"unit_{architecture}.ptx").stat().st_size > 0
+
+
+def _blame(stderr: str, starts: list[tuple[int, str]]) -> str:
+    """nvcc's messages, each line number followed by the program it falls in."""
+    lines = []
+    for message in stderr.splitlines()[:60]:
+        marker = message.split("(", 1)[1].split(")", 1)[0] if ".cu(" in message else ""
+        if marker.isdigit():
+            owner = [label for start, label in starts if start <= int(marker)]
+            message += f"    <- {owner[-1] if owner else 'prelude'}"
+        lines.append(message)
+    return "\n".join(lines)
+
+
+@needs_nvcc
+def test_every_op_case_compiles_to_ptx(tmp_path):
+    check_compiles(case_programs(), tmp_path, optimize=False)
+
+
+@needs_nvcc
+def test_example_training_steps_compile_to_optimized_ptx(tmp_path):
+    check_compiles(example_programs(), tmp_path, optimize=True)
+
+
+# -- the structure the runtime relies on -------------------------------------------------------------------
+def _buffer(name: str, dtype: str, *shape: int | ir.Expr, role: str = "temp") -> ir.Buffer:
+    return ir.Buffer(name, dtype, tuple(ir.as_expr(s) for s in shape), role)
+
+
+def _functions(module: CudaModule) -> dict[str, str]:
+    """Each ``__global__`` function's text, by name."""
+    chunks = module.source.split('extern "C" __global__ void ')[1:]
+    return {chunk.split("(", 1)[0]: chunk.split("\n}", 1)[0] for chunk in chunks}
+
+
+def test_parallel_loop_is_a_grid_stride_launch_over_its_extent():
+    x, out = _buffer("x", "float32", ir.Dim(1), 8, role="feed"), _buffer("out", "float32", ir.Dim(1), 8)
+    i, j = ir.Index("i0"), ir.Index("i1")
+    at = ir.add(ir.mul(i, 8), j)
+    body = (ir.Loop(i, ir.Dim(1), (ir.Loop(j, ir.const(8), (ir.Store(out, at, scalar.exp(ir.Load(x, at))),)),),
+                    parallel=True),)
+    module = render(ir.Program([x, out], [ir.LoopKernel("k0", body)], ["run count", "x.shape[0]"]))
+    (launch,) = module.steps
+    assert launch == Launch("graphc_k0_0", (0, 1), ir.Dim(1)) and module.kernel_of_step == (0,)
+    text = _functions(module)["graphc_k0_0"]
+    assert "const float* __restrict__ b0, float* __restrict__ b1, const long long* __restrict__ dims" in text
+    assert "for (long long i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; i0 < n_i0; " \
+           "i0 += (long long)gridDim.x * blockDim.x)" in text
+    assert "for (long long i1 = 0, n_i1 = 8LL; i1 < n_i1; ++i1)" in text and "expf(b0[" in text
+
+
+def test_serial_statements_share_one_launch_and_fail_sets_the_status():
+    x, out = _buffer("x", "int64", 4, role="feed"), _buffer("out", "int64", 4)
+    i = ir.Index("i0")
+    check = ir.If(scalar.ne(ir.Dim(1), ir.const(4)), (ir.Fail(2),))
+    copy = ir.Loop(i, ir.const(4), (ir.Store(out, i, ir.Load(x, i)),), parallel=True)
+    total = ir.Local("acc0", "int64")
+    reduce = [ir.Declare(total, ir.const(0)), ir.Loop(ir.Index("i1"), ir.const(4), (
+        ir.Assign(total, scalar.add(total, ir.Load(x, ir.Index("i1"))), reassociate=True),)),
+        ir.Store(out, ir.const(0), total)]
+    program = ir.Program([x, out], [ir.LoopKernel("k0", (check, copy, *reduce))], ["run count", "n"], ["bad", "size"])
+    module = render(program)
+    assert [s.threads for s in module.steps] == [ir.const(1), ir.const(4), ir.const(1)]
+    functions = _functions(module)
+    assert list(functions) == ["graphc_k0_0", "graphc_k0_1", "graphc_k0_2"]
+    for text in functions.values():  # nothing runs after a failure
+        assert text.split("{", 1)[1].lstrip().startswith("if (*status) return;")
+    assert "{ atomicCAS(status, 0, 2); return; }" in functions["graphc_k0_0"]
+    assert "acc0 = gc_add(acc0, b0[i1]);" in functions["graphc_k0_2"]
+    assert render(program).source == module.source  # deterministic: the source is a cache key
+
+
+def test_size_test_around_parallel_loops_becomes_guarded_launches():
+    out = _buffer("out", "float32", ir.Dim(1))
+    i = ir.Index("i0")
+    fill = ir.Loop(i, ir.Dim(1), (ir.Store(out, i, scalar.constant(1.5, "float32")),), parallel=True)
+    other = ir.Loop(i, ir.Dim(1), (ir.Store(out, i, scalar.constant(-2.0, "float32")),), parallel=True)
+    choice = ir.If(scalar.eq(ir.Dim(1), ir.const(3)), (fill,), (other,))
+    module = render(ir.Program([out], [ir.LoopKernel("k0", (choice,))], ["run count", "n"]))
+    assert [s.threads for s in module.steps] == [ir.Dim(1), ir.Dim(1)]
+    first, second = _functions(module).values()
+    assert "if (!(dim_1 == 3LL)) return;" in first and "b0[i0] = 1.5f;" in first
+    assert "if (!(!(dim_1 == 3LL))) return;" in second and "b0[i0] = (-2.0f);" in second
+
+
+def test_gemm_in_a_batch_loop_is_a_host_gemm_call_with_its_loop():
+    a, b, c = (_buffer(n, "float32", 3, 4, 4) for n in "abc")
+    batch = ir.Index("i0")
+    at = ir.mul(batch, 16)
+    gemm = ir.Gemm("float32", False, True, ir.const(4), ir.const(4), ir.const(4), a, at, ir.const(4), b, at,
+                   ir.const(4), c, at, ir.const(4))
+    program = ir.Program([a, b, c], [ir.LoopKernel("k0", (ir.Loop(batch, ir.const(3), (gemm,)),))], ["run count"])
+    module = render(program)
+    assert module.steps == (GemmCall(gemm, ((batch, ir.const(3)),)),) and module.kernel_of_step == (0,)
+    guarded = ir.If(scalar.eq(ir.Dim(0), ir.const(1)), (gemm,))
+    with pytest.raises(CompileError, match="k0"):
+        render(ir.Program([a, b, c], [ir.LoopKernel("k0", (ir.Loop(batch, ir.const(3), (guarded,)),))], ["n"]))
+
+
+def test_constants_are_exact_literals():
+    assert render_module.constant(0.1, "float64") == "0.1"
+    assert render_module.constant(float(np.float32(0.1)), "float32") == "0.1f"
+    assert render_module.constant(-3.0, "float64") == "(-3.0)"
+    assert render_module.constant(float("-inf"), "float32") == "(-__builtin_huge_valf())"
+    assert render_module.constant(-2**63, "int64") == "(-9223372036854775807LL - 1LL)"
+    assert render_module.constant(-5, "int32") == "(-5)" and render_module.constant(True, "bool") == "true"
+
+
+# -- the arithmetic, compiled as host C++ -----------------------------------------------------------------
+GXX = shutil.which("g++")
+HOST_SHIMS = r"""#include <climits>
+#include <cmath>
+#include <math.h>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+/* what the CUDA intrinsics guarantee: IEEE round-to-nearest operations, never contracted (-ffp-contract=off);
+   float to int truncates, saturates and gives 0 for NaN (PTX cvt.rzi) */
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline float __fsqrt_rn(float a) { return sqrtf(a); }
+inline double __dsqrt_rn(double a) { return sqrt(a); }
+template <typename I, typename F> inline I saturate(F x, I low, I high) {
+  if (x != x) return 0;
+  if (x <= (F)low) return low;  /* -2^31 and -2^63 are exact in either float type */
+  if (x >= -(F)low) return high;
+  return (I)x;
+}
+inline int __float2int_rz(float x) { return saturate<int>(x, INT_MIN, INT_MAX); }
+inline long long __float2ll_rz(float x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
+inline int __double2int_rz(double x) { return saturate<int>(x, INT_MIN, INT_MAX); }
+inline long long __double2ll_rz(double x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
+inline int atomicCAS(int* p, int compare, int value) { int old = *p; if (old == compare) *p = value; return old; }
+"""
+INTS = {"int32": np.array([0, 1, -1, 7, -7, 3, -3, 2**31 - 1, -2**31, 100], np.int32),
+        "int64": np.array([0, 1, -1, 7, -7, 3, -3, 2**63 - 1, -2**63, 100], np.int64)}
+COUNTS = {"int32": np.array([0, 1, 5, 31, 32, 33, -1, 64, 3, 31], np.int32),
+          "int64": np.array([0, 1, 5, 63, 64, 65, -1, 32, 3, 200], np.int64)}
+SPECIAL = [0.0, -0.0, 1.5, -1.5, 2.5, -2.7, np.nan, np.inf, -np.inf, 3e9, -3e9, 1e20, 0.1, 7.0]
+FLOATS = {d: np.array(SPECIAL, d) for d in ("float32", "float64")}
+
+
+def _host_cases() -> list[tuple[str, object, list[np.ndarray], np.ndarray]]:
+    """(label, expression of operands, operand arrays, expected result) of the edge cases."""
+    cases = []
+    for dtype, x in INTS.items():
+        y = np.roll(x, 3)
+        for name in ("floordiv", "mod", "bitand", "bitor", "bitxor"):
+            primitive = getattr(ir, name.upper())
+            cases.append((f"{name}-{dtype}", lambda a, b, p=primitive: ir.integer(p, a, b), [x, y],
+                          primitive.numpy(x, y)))
+        for name, primitive in (("shl", ir.SHL), ("shr", ir.SHR)):
+            cases.append((f"{name}-{dtype}", lambda a, b, p=primitive: ir.integer(p, a, b), [x, COUNTS[dtype]],
+                          np.where((COUNTS[dtype] >= 0) & (COUNTS[dtype] < x.itemsize * 8),
+                                   primitive.numpy(x, np.clip(COUNTS[dtype], 0, x.itemsize * 8 - 1)), 0)))
+        for name in ("add", "sub", "mul", "maximum", "minimum"):  # integer arithmetic wraps
+            numpy = {"sub": np.subtract, "mul": np.multiply}.get(name) or getattr(np, name)
+            cases.append((f"{name}-{dtype}", getattr(scalar, name), [x, y], numpy(x, y)))
+        cases.append((f"neg-abs-{dtype}", lambda a: scalar.abs(-a), [x], np.abs(-x)))
+        exponent = np.array([0, 1, 2, 3, 5, -1, -4, 63, 2, 0], x.dtype)
+        cases.append((f"pow-{dtype}", scalar.pow, [x, exponent],
+                      np.where(exponent < 0, 0, np.power(x, np.maximum(exponent, 0)))))
+        cases.append((f"cast-{dtype}-bool", lambda a: scalar.cast(a, "bool"), [x], x.astype(bool)))
+    for dtype, x in FLOATS.items():
+        y = np.roll(x, 5)
+        for name in ("maximum", "minimum", "add", "sub", "mul", "div", "lt", "le", "gt", "ge", "eq", "ne"):
+            cases.append((f"{name}-{dtype}", getattr(scalar, name), [x, y], getattr(scalar, name.upper()).numpy(x, y)))
+        for target in ("int32", "int64"):
+            info = np.iinfo(target)  # truncated, saturated, NaN gives 0 (Python integers: exact)
+            expected = np.array([0 if np.isnan(v) else info.max if v >= -info.min else info.min if v <= info.min
+                                 else int(v) for v in x.tolist()], target)
+            cases.append((f"cast-{dtype}-{target}", lambda a, t=target: scalar.cast(a, t), [x], expected))
+        other = "float32" if dtype == "float64" else "float64"
+        cases.append((f"cast-{dtype}-{other}", lambda a, t=other: scalar.cast(a, t), [x], x.astype(other)))
+        cases.append((f"cast-{dtype}-bool", lambda a: scalar.cast(a, "bool"), [x], x.astype(bool)))
+        cases.append((f"select-{dtype}", lambda a, b: scalar.select(a > b, a, b * 2), [x, y],
+                      np.where(x > y, x, y * 2)))
+    return cases
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_scalar_semantics_compiled_as_host_code_match_numpy(tmp_path):
+    import ctypes
+
+    with np.errstate(all="ignore"):
+        cases = _host_cases()
+    programs = []
+    for label, build, operands, expected in cases:
+        size = ir.const(len(operands[0]))
+        inputs = [_buffer(f"in{k}", a.dtype.name, size, role="feed") for k, a in enumerate(operands)]
+        i = ir.Index("i0")
+        value = build(*(ir.Load(b, i) for b in inputs))
+        out = _buffer("out", value.dtype, size, role="output")
+        assert value.dtype == expected.dtype.name, label
+        programs.append((label, ir.Program([*inputs, out], [ir.LoopKernel("k0", (
+            ir.Loop(i, size, (ir.Store(out, i, value),)),))], ["run count"])))
+    source, _ = translation_unit(programs)
+    (tmp_path / "host.cpp").write_text(HOST_SHIMS + source)
+    library = tmp_path / "host.so"
+    subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w", "-o", str(library),
+                    str(tmp_path / "host.cpp")], check=True, capture_output=True, timeout=120)
+    loaded = ctypes.CDLL(str(library))
+    dims, failures = np.zeros(1, np.int64), []
+    for n, (label, _, operands, expected) in enumerate(cases):
+        got = np.zeros_like(expected)
+        status = np.zeros(1, np.int32)
+        getattr(loaded, f"p{n}_k0_0")(*(a.ctypes.data_as(ctypes.c_void_p) for a in (*operands, got, dims, status)))
+        same = (got == expected) | (np.isnan(got) & np.isnan(expected) if got.dtype.kind == "f" else False)
+        if not same.all() or status[0]:
+            failures.append(f"{label}: {operands} gave {got}, numpy {expected}")
+    assert not failures, "\n".join(failures)
