@@ -9,10 +9,20 @@ The interface with the runtime:
   ``const long long* __restrict__ dims`` (``Dim(slot)`` reads ``dims[slot]``) and ``int* __restrict__ status``;
   a ``Fail(code)`` sets ``*status`` to ``code`` (the first failure wins) and the thread returns; every function
   first returns when ``*status`` is already set, so nothing runs after a failure;
-* a top-level ``Loop(parallel=True)`` of a kernel is one launch of ``Launch.threads`` (its extent) threads in
-  a grid-stride loop, each iteration run serially by one thread; the other top-level statements (size checks,
-  sequential loops, declarations) run in a launch of one thread; a ``Gemm`` is a ``GemmCall`` whose enclosing
-  sequential loops the host runs.
+* a top-level ``Loop(parallel=True)`` of a kernel is one launch of ``Launch.threads`` threads in a
+  grid-stride loop. The perfect nest under it — each lone loop in the body above, with an extent of dims — is
+  collapsed into one flat index when the inner iterations provably touch disjoint elements of the buffers
+  they write (affine, one-to-one indices: see ``_disjoint``): ``threads`` is then the product of the extents
+  (a [128, 512] elementwise kernel: 65,536 threads) and each thread recovers the loops' indices by int64
+  division and remainder; otherwise it is the parallel loop's extent. The loops below the collapsed nest
+  (a reduction's, say) run serially in each thread. The other top-level statements (size checks,
+  sequential loops, declarations) run in a launch of one thread; a ``Gemm`` is a ``GemmCall`` whose
+  enclosing sequential loops the host runs.
+
+Only correctness is checked so far (nvcc compiles every program to PTX; host C++ runs the launches on a
+simulated grid): the speed on a GPU is not measured yet. Not done: a warp or block per row for reductions
+(a row reduction is one thread's loop), 32-bit index arithmetic where sizes allow, and parallelizing the
+serial launches (a column reduction's loop over the reduced axis runs on one thread).
 
 The semantics are the LLVM renderer's (graphc/backends/llvm/render.py), primitive by primitive: IEEE float
 arithmetic with no contraction into fused multiply-adds (products are ``__fmul_rn``/``__dmul_rn``, which nvcc
@@ -274,19 +284,164 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
             condition = scalar.logical_and(condition, more)
         lines.append(f"  if (!{writer.inline(condition, lines, 1)}) return;")
     if part.parallel is not None:
-        loop = part.parallel
-        i = loop.index.name
-        lines.append(f"  const long long n_{i} = {writer.inline(loop.extent, lines, 1)};")
-        lines.append(f"  for (long long {i} = (long long)blockIdx.x * blockDim.x + threadIdx.x; {i} < n_{i}; "
-                     f"{i} += (long long)gridDim.x * blockDim.x) {{")
-        writer.statements(loop.body, lines, 2)
+        nest = _collapsed(part.parallel)
+        threads = _grid_stride(nest, writer, lines)
+        writer.statements(nest[-1].body, lines, 2)
         lines.append("  }")
-        threads = loop.extent
     else:
         writer.statements(part.body, lines, 1)
         threads = ir.const(1)
     lines.append("}")
     return "\n".join(lines), Launch(name, tuple(position[b] for b in buffers), threads)
+
+
+# -- collapsing a perfect loop nest into one grid-stride index ----------------------------------------------
+def _collapsed(loop: ir.Loop) -> list[ir.Loop]:
+    """The loops one grid-stride index runs over, outermost first: the parallel ``loop`` and the lone loops
+    nested in it whose extents are functions of the dims, down to the first body that is more than one loop
+    (so a reduction's loops stay sequential per thread) — when their iterations provably write disjoint
+    elements (``_disjoint``); else ``loop`` alone."""
+    nest = [loop]
+    while len(nest[-1].body) == 1 and isinstance(nest[-1].body[0], ir.Loop) and _on_dims(nest[-1].body[0].extent):
+        nest.append(nest[-1].body[0])
+    sizes = [ir.static_value(inner.extent) for inner in nest[1:]]
+    empty = any(size is not None and size <= 0 for size in sizes)  # (nvcc rejects a division by 0)
+    return nest if len(nest) > 1 and not empty and _disjoint(nest) else [loop]
+
+
+def _disjoint(nest: list[ir.Loop]) -> bool:
+    """Whether, within one iteration of the parallel outermost loop (whose iterations the IR already declares
+    independent), the iterations of the inner loops of ``nest`` (only known to be ``parallel=False``) touch
+    disjoint elements of every buffer they write: then they may run on different threads.
+
+    Proved from the indices of every access (store or load) to a written buffer: each is affine in the inner
+    indices of ``nest`` and the indices of loops below them (extents of dims), with one offset of dims and the
+    outermost index shared by all, the same strides for the inner indices of ``nest``, and the same strides
+    and extents for the loops below; and that affine map is one-to-one (``_one_to_one``). Each thread then
+    touches only the image of its own indices."""
+    statements = list(ir.walk_statements(nest[-1].body))
+    below = {s.index.name: s.extent for s in statements if isinstance(s, ir.Loop) and _on_dims(s.extent)}
+    accesses: dict[ir.Buffer, list[Expr]] = {}
+    for s in statements:
+        if isinstance(s, ir.Store):
+            accesses.setdefault(s.buffer, []).append(s.index)
+    for s in statements:
+        for e in _expressions(s):
+            if isinstance(e, ir.Load) and e.buffer in accesses:
+                accesses[e.buffer].append(e.index)
+    inner = [loop.index.name for loop in nest[1:]]
+    extents = {loop.index.name: loop.extent for loop in nest[1:]} | below
+    for indices in accesses.values():
+        forms = [_affine(index, {*inner, *below}) for index in indices]
+        if any(form is None for form in forms):
+            return False
+        (first, offset), *others = forms
+        if any(o != offset or any(c.get(n) != first.get(n) for n in inner) for c, o in others):
+            return False
+        if any(not isinstance(x, Const | ir.Dim | Call) and x != nest[0].index for x in ir.walk_expr(offset)):
+            return False  # a load, a local or another index in the offset: not provably distinct
+        terms = [sorted(((c, extents[n]) for n, c in coefficients.items() if n not in inner), key=_text)
+                 for coefficients, _ in forms]
+        if any(t != terms[0] for t in terms[1:]) or not _one_to_one([first.get(n) for n in inner],
+                                                                     [extents[n] for n in inner], terms[0]):
+            return False
+    return True
+
+
+def _one_to_one(strides: list[Expr | None], extents: list[Expr], below: list[tuple[Expr, Expr]]) -> bool:
+    """Whether ``sum(index·stride)`` takes distinct values over the box of ``extents`` (the inner indices of a
+    nest, outermost first) and ``below`` ((stride, extent) of loops under them). With constant strides and
+    extents: each stride, taken by increasing size, exceeds in size the largest size of the sum of the
+    smaller terms. Otherwise only the row-major form: no loops below, the innermost stride a positive
+    constant, and each other one the next one times its extent (the expressions the lowering builds strides
+    with)."""
+    sizes = [ir.static_value(e) for e in extents]
+    if any(size is not None and size <= 0 for size in sizes):
+        return True  # no iterations
+    if any(s is None and size != 1 for s, size in zip(strides, sizes)):
+        return False  # an index the access does not depend on: its iterations collide
+    strides = [ir.const(0) if s is None else s for s in strides]  # (an index that is always 0)
+    values = [(ir.static_value(s), ir.static_value(e)) for s, e in [*zip(strides, extents), *below]]
+    if all(s is not None and e is not None for s, e in values):
+        reach = 0  # the largest sum of the smaller terms
+        for stride, extent in sorted(values, key=lambda value: abs(value[0])):
+            if extent <= 0:
+                return True  # an empty loop: nothing is touched
+            if extent > 1 and abs(stride) <= reach:
+                return False
+            reach += abs(stride) * (extent - 1)
+        return True
+    last = ir.static_value(strides[-1])
+    if below or last is None or last <= 0:
+        return False
+    return all(strides[m] == ir.mul(strides[m + 1], extents[m + 1]) for m in range(len(strides) - 1))
+
+
+def _text(pair: tuple[Expr, Expr]) -> tuple[str, str]:
+    return ir.text(pair[0]), ir.text(pair[1])
+
+
+def _affine(e: Expr, names: set[str]) -> tuple[dict[str, Expr], Expr] | None:
+    """``e`` as (coefficient of each index in ``names``, offset): sums and products by factors free of those
+    indices only; None when it is not of that form."""
+    if isinstance(e, ir.Index) and e.name in names:
+        return {e.name: ir.const(1)}, ir.const(0)
+    if not any(isinstance(x, ir.Index) and x.name in names for x in ir.walk_expr(e)):
+        return {}, e
+    if not isinstance(e, Call) or e.primitive.name not in ("add", "sub", "mul") or e.dtype != ir.INDEX:
+        return None
+    parts = [_affine(a, names) for a in e.args]
+    if any(p is None for p in parts):
+        return None
+    (left, left_offset), (right, right_offset) = parts
+    if e.primitive.name == "mul":
+        if left and right:
+            return None  # a product of two indices
+        factor, (coefficients, offset) = (e.args[1], parts[0]) if left else (e.args[0], parts[1])
+        return {n: ir.mul(c, factor) for n, c in coefficients.items()}, ir.mul(offset, factor)
+    combine = ir.add if e.primitive.name == "add" else ir.sub
+    coefficients = {n: combine(left.get(n, ir.const(0)), right.get(n, ir.const(0))) for n in {*left, *right}}
+    return coefficients, combine(left_offset, right_offset)
+
+
+def _grid_stride(nest: list[ir.Loop], writer: _Writer, lines: list[str]) -> ir.Expr:
+    """Opens the grid-stride loop over the iterations of ``nest`` (each thread recovers the loops' indices
+    from its flat index by division and remainder, the innermost fastest) and returns how many threads it
+    wants: the product of the extents (the inner ones clamped at 0, so two negative ones give no work)."""
+    head = nest[0].index.name
+    step = "{} += (long long)gridDim.x * blockDim.x"
+    first = "(long long)blockIdx.x * blockDim.x + threadIdx.x"
+    if len(nest) == 1:
+        lines.append(f"  const long long n_{head} = {writer.inline(nest[0].extent, lines, 1)};")
+        lines.append(f"  for (long long {head} = {first}; {head} < n_{head}; {step.format(head)}) {{")
+        return nest[0].extent
+    extents = [nest[0].extent] + [_clamped(loop.extent) for loop in nest[1:]]
+    for loop, extent in zip(nest, extents):
+        lines.append(f"  const long long n_{loop.index.name} = {writer.inline(extent, lines, 1)};")
+    threads = ir.product(extents)
+    flat = f"flat_{head}"
+    lines.append(f"  const long long n_{flat} = {' * '.join(f'n_{loop.index.name}' for loop in nest)};")
+    lines.append(f"  for (long long {flat} = {first}; {flat} < n_{flat}; {step.format(flat)}) {{")
+    used = {e.name for s in ir.walk_statements(nest[-1].body) for e in _expressions(s) if isinstance(e, ir.Index)}
+    rest = flat
+    for depth in range(len(nest) - 1, 0, -1):  # the indices the body uses (nvcc warns of unused variables)
+        i = nest[depth].index.name
+        if i in used:
+            lines.append(f"    const long long {i} = {rest} % n_{i};")
+        if not any(loop.index.name in used for loop in nest[:depth]):
+            break
+        if depth == 1:
+            lines.append(f"    const long long {head} = {rest} / n_{i};")
+        else:
+            lines.append(f"    const long long rest_{i} = {rest} / n_{i};")
+            rest = f"rest_{i}"
+    return threads
+
+
+def _clamped(extent: Expr) -> Expr:
+    """``max(extent, 0)``: a loop's trip count."""
+    value = ir.static_value(extent)
+    return ir.const(max(value, 0)) if value is not None else scalar.maximum(extent, ir.const(0))
 
 
 def _locals(body: Sequence[ir.Stmt]) -> list[tuple[str, str]]:

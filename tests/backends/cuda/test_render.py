@@ -158,13 +158,14 @@ def _functions(module: CudaModule) -> dict[str, str]:
     return {chunk.split("(", 1)[0]: chunk.split("\n}", 1)[0] for chunk in chunks}
 
 
-def test_parallel_loop_is_a_grid_stride_launch_over_its_extent():
-    x, out = _buffer("x", "float32", ir.Dim(1), 8, role="feed"), _buffer("out", "float32", ir.Dim(1), 8)
-    i, j = ir.Index("i0"), ir.Index("i1")
-    at = ir.add(ir.mul(i, 8), j)
-    body = (ir.Loop(i, ir.Dim(1), (ir.Loop(j, ir.const(8), (ir.Store(out, at, scalar.exp(ir.Load(x, at))),)),),
-                    parallel=True),)
-    module = render(ir.Program([x, out], [ir.LoopKernel("k0", body)], ["run count", "x.shape[0]"]))
+def test_parallel_loop_around_a_reduction_is_a_grid_stride_launch_over_its_rows():
+    x, out = _buffer("x", "float32", ir.Dim(1), 8, role="feed"), _buffer("out", "float32", ir.Dim(1))
+    i, j, total = ir.Index("i0"), ir.Index("i1"), ir.Local("acc0", "float32")
+    row = (ir.Declare(total, scalar.constant(0.0, "float32")), ir.Loop(j, ir.const(8), (
+        ir.Assign(total, scalar.add(total, scalar.exp(ir.Load(x, ir.add(ir.mul(i, 8), j)))), reassociate=True),)),
+        ir.Store(out, i, total))
+    module = render(ir.Program([x, out], [ir.LoopKernel("k0", (ir.Loop(i, ir.Dim(1), row, parallel=True),))],
+                               ["run count", "x.shape[0]"]))
     (launch,) = module.steps
     assert launch == Launch("graphc_k0_0", (0, 1), ir.Dim(1)) and module.kernel_of_step == (0,)
     text = _functions(module)["graphc_k0_0"]
@@ -172,6 +173,68 @@ def test_parallel_loop_is_a_grid_stride_launch_over_its_extent():
     assert "for (long long i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; i0 < n_i0; " \
            "i0 += (long long)gridDim.x * blockDim.x)" in text
     assert "for (long long i1 = 0, n_i1 = 8LL; i1 < n_i1; ++i1)" in text and "expf(b0[" in text
+
+
+def _elementwise(shape: tuple[int | ir.Expr, ...], value: object, transposed: bool = False) -> ir.Program:
+    """``out = value(x element, y element)`` over ``shape`` as the lowering builds it: a parallel nest over the
+    output with row-major indices, x read in the same order (or, ``transposed``, with its two axes swapped:
+    a 2-D x of the transposed shape) and y broadcast along every axis but the middle (or only) one."""
+    shape = tuple(ir.as_expr(s) for s in shape)
+    x_shape = shape[::-1] if transposed else shape
+    x, y = _buffer("x", "float64", *x_shape, role="feed"), _buffer("y", "float64", shape[len(shape) // 2], role="feed")
+    out = _buffer("out", "float64", *shape, role="output")
+    names = ir.Namer()
+
+    def element(i: tuple[ir.Index, ...]) -> list[ir.Stmt]:
+        at = i[::-1] if transposed else i
+        load_x = ir.Load(x, ir.flat_index(at, ir.row_major_strides(x_shape)))
+        return [ir.Store(out, ir.flat_index(i, ir.row_major_strides(shape)),
+                         value(load_x, ir.Load(y, i[len(shape) // 2])))]
+
+    body = ir.loop_nest(names, shape, element, parallel=True)
+    return ir.Program([x, y, out], [ir.LoopKernel("k0", body)], ["run count", "n", "m", "k"])
+
+
+def test_perfect_nest_collapses_into_one_launch_of_the_product_of_its_extents():
+    module = render(_elementwise((128, 512), scalar.add))
+    (launch,) = module.steps
+    assert launch.threads == ir.const(128 * 512)
+    text = _functions(module)["graphc_k0_0"]
+    assert "for (long long flat_i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; flat_i0 < n_flat_i0;" in text
+    assert "const long long i1 = flat_i0 % n_i1;" in text and "const long long i0 = flat_i0 / n_i1;" in text
+    symbolic = render(_elementwise((ir.Dim(1), ir.Dim(2), ir.Dim(3)), scalar.mul))
+    assert symbolic.steps[0].threads == ir.product([ir.Dim(1), scalar.maximum(ir.Dim(2), ir.const(0)),
+                                                    scalar.maximum(ir.Dim(3), ir.const(0))])
+    assert ir.evaluate_size(symbolic.steps[0].threads, [1, 2, 3, 4]) == 24
+    assert ir.evaluate_size(symbolic.steps[0].threads, [1, 2, -3, -4]) == 0  # empty loops: no threads
+    assert render(_elementwise((5, 3), scalar.add, transposed=True)).steps[0].threads == ir.const(15)
+
+
+def test_nests_whose_inner_iterations_may_collide_stay_one_thread_per_outer_iteration():
+    x, out = _buffer("x", "float32", 4, 8, role="feed"), _buffer("out", "float32", 4, 8)
+    i, j = ir.Index("i0"), ir.Index("i1")
+
+    def nest(*body: ir.Stmt) -> tuple[Launch, ...]:
+        loop = ir.Loop(i, ir.const(4), (ir.Loop(j, ir.const(8), body),), parallel=True)
+        return render(ir.Program([x, out], [ir.LoopKernel("k0", (loop,))], ["run count"])).steps
+
+    at = ir.add(ir.mul(i, 8), j)
+    previous = ir.Load(out, ir.sub(at, 1))  # a running sum along the row reads the element before
+    assert nest(ir.Store(out, at, scalar.add(previous, ir.Load(x, at))))[0].threads == ir.const(4)
+    assert nest(ir.Store(out, ir.mul(i, 8), ir.Load(x, at)))[0].threads == ir.const(4)  # one element per row
+    scatter = ir.add(ir.mul(i, 8), scalar.cast(ir.Load(x, at), "int64"))  # an index read from memory
+    assert nest(ir.Store(out, scatter, ir.Load(x, at)))[0].threads == ir.const(4)
+    overlapping = ir.add(ir.mul(i, 8), ir.integer(ir.FLOORDIV, j, 2))
+    assert nest(ir.Store(out, overlapping, ir.Load(x, at)))[0].threads == ir.const(4)
+    assert nest(ir.Store(out, at, ir.Load(x, at)))[0].threads == ir.const(32)  # each element its own
+    k, v = ir.Index("i2"), ir.Local("v0", "float32")  # a loop below each (i0, i1) iteration's statements
+
+    def below(index: ir.Expr) -> tuple[ir.Stmt, ...]:
+        return ir.Declare(v, ir.Load(x, at)), ir.Loop(k, ir.const(2), (ir.Store(out, index, v),))
+
+    assert nest(*below(ir.add(ir.mul(i, 8), ir.add(j, k))))[0].threads == ir.const(4)  # interleaves: 1 < 8·1
+    spaced = nest(*below(ir.add(ir.mul(i, 16), ir.add(ir.mul(j, 2), k))))
+    assert spaced[0].threads == ir.const(32)
 
 
 def test_serial_statements_share_one_launch_and_fail_sets_the_status():
@@ -258,6 +321,12 @@ inline long long __float2ll_rz(float x) { return saturate<long long>(x, LLONG_MI
 inline int __double2int_rz(double x) { return saturate<int>(x, INT_MIN, INT_MAX); }
 inline long long __double2ll_rz(double x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
 inline int atomicCAS(int* p, int compare, int value) { int old = *p; if (old == compare) *p = value; return old; }
+/* a simulated grid: the host sets which thread of which block runs next */
+struct gc_dim3 { unsigned x, y, z; };
+gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
+extern "C" void gc_set_thread(unsigned block, unsigned thread, unsigned blocks, unsigned per_block) {
+  blockIdx.x = block; threadIdx.x = thread; gridDim.x = blocks; blockDim.x = per_block;
+}
 """
 INTS = {"int32": np.array([0, 1, -1, 7, -7, 3, -3, 2**31 - 1, -2**31, 100], np.int32),
         "int64": np.array([0, 1, -1, 7, -7, 3, -3, 2**63 - 1, -2**63, 100], np.int64)}
@@ -321,12 +390,7 @@ def test_scalar_semantics_compiled_as_host_code_match_numpy(tmp_path):
         assert value.dtype == expected.dtype.name, label
         programs.append((label, ir.Program([*inputs, out], [ir.LoopKernel("k0", (
             ir.Loop(i, size, (ir.Store(out, i, value),)),))], ["run count"])))
-    source, _ = translation_unit(programs)
-    (tmp_path / "host.cpp").write_text(HOST_SHIMS + source)
-    library = tmp_path / "host.so"
-    subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w", "-o", str(library),
-                    str(tmp_path / "host.cpp")], check=True, capture_output=True, timeout=120)
-    loaded = ctypes.CDLL(str(library))
+    loaded = _host_library(programs, tmp_path)
     dims, failures = np.zeros(1, np.int64), []
     for n, (label, _, operands, expected) in enumerate(cases):
         got = np.zeros_like(expected)
@@ -336,3 +400,52 @@ def test_scalar_semantics_compiled_as_host_code_match_numpy(tmp_path):
         if not same.all() or status[0]:
             failures.append(f"{label}: {operands} gave {got}, numpy {expected}")
     assert not failures, "\n".join(failures)
+
+
+def _host_library(programs: list[tuple[str, ir.Program]], directory: Path) -> object:
+    """The programs' rendered functions compiled as host C++ (the prelude once, CUDA's intrinsics shimmed)."""
+    import ctypes
+
+    source, _ = translation_unit(programs)
+    (directory / "host.cpp").write_text(HOST_SHIMS + source)
+    library = directory / "host.so"
+    subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w", "-o", str(library),
+                    str(directory / "host.cpp")], check=True, capture_output=True, timeout=120)
+    return ctypes.CDLL(str(library))
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_collapsed_nests_run_on_a_simulated_grid_match_numpy(tmp_path):
+    """Each launch runs as every thread of a grid of 2 blocks of 3 threads (fewer threads than elements: the
+    grid-stride loop and the index recovery are exercised), the threads in reverse order."""
+    import ctypes
+
+    rng = np.random.default_rng(0)
+    n, m, k = ir.Dim(1), ir.Dim(2), ir.Dim(3)
+    cases = [  # (program, dims, x, y, expected)
+        ((3, 4), lambda a, b: scalar.add(scalar.mul(a, 2.0), b), False, lambda x, y: x * 2 + y[None, :]),
+        ((n, 5), lambda a, b: scalar.sub(scalar.exp(a), b), False, lambda x, y: np.exp(x) - y[None, :]),
+        ((2, 3, 4), lambda a, b: scalar.mul(a, b), False, lambda x, y: x * y[None, :, None]),
+        ((n, m, k), lambda a, b: scalar.maximum(a, b), False, lambda x, y: np.maximum(x, y[None, :, None])),
+        ((n, 7), lambda a, b: scalar.add(a, b), True, lambda x, y: x.T + y[None, :]),
+    ]
+    programs, runs = [], []
+    for shape, value, transposed, numpy in cases:
+        program = _elementwise(shape, value, transposed)
+        dims = np.array([1, 3, 2, 5], np.int64)
+        sizes = tuple(ir.evaluate_size(ir.as_expr(s), dims) for s in shape)
+        x = rng.standard_normal(sizes[::-1] if transposed else sizes)
+        y = rng.standard_normal(sizes[len(sizes) // 2])
+        programs.append((str(shape), program))
+        runs.append((dims, x, y, numpy(x, y)))
+    library = _host_library(programs, tmp_path)
+    for number, ((label, program), (dims, x, y, expected)) in enumerate(zip(programs, runs)):
+        (launch,) = render(program).steps
+        assert ir.evaluate_size(launch.threads, dims) == expected.size, label  # one thread per element
+        got, status = np.full(expected.shape, np.nan), np.zeros(1, np.int32)
+        arguments = [a.ctypes.data_as(ctypes.c_void_p) for a in (x, y, got, dims, status)]
+        for thread in reversed(range(6)):
+            library.gc_set_thread(thread // 3, thread % 3, 2, 3)
+            getattr(library, f"p{number}_{launch.function.removeprefix('graphc_')}")(*arguments)
+        np.testing.assert_array_equal(got, expected, err_msg=label)
+        assert status[0] == 0
