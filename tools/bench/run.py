@@ -68,7 +68,7 @@ REPEATS, QUICK_REPEATS = 25, 3
 COPY_REPEATS, QUICK_COPY_REPEATS = 9, 3
 COMPILE_RUNS, QUICK_COMPILE_RUNS = 3, 1
 BUSY_LOAD = 0.5  # a 1-minute load average above this: something else runs here and the threaded columns suffer
-COMPILED_BACKENDS = ("llvm",)
+COMPILED_BACKENDS = ("llvm", "cuda")  # a backend that cannot run here gets a note, not a column
 FRAMEWORK_TITLES = {"torch": "torch eager", "jax": "jax jit"}
 COMPILE_CHILD = Path(__file__).with_name("compile_time.py")
 
