@@ -29,7 +29,8 @@ and two model training steps (models.py; each checked over its first two steps, 
       16 logits, mean sparse softmax cross-entropy; numpy by hand down to the embeddings' np.add.at
 The columns: numpy by hand; graphc's numpy backend, the reference interpreter (one numpy call per node, so
 never faster than numpy: it is the oracle, not a contender); graphc's llvm backend (fused native kernels,
-``Session(backend="llvm")``) when it can run a tiny graph; PyTorch eager and JAX ``jit`` when importable.
+``Session(backend="llvm")``) and cuda backend (on a machine with pycuda and a GPU), each when it can run a
+tiny graph; PyTorch eager and JAX ``jit`` when importable.
 With W1 and the llvm column comes W1's compile time on llvm, in fresh processes (compile_time.py): cold, on an
 empty disk cache, and warm, a second process on the same cache, next to the import time of graphc.
 """
