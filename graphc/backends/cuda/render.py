@@ -12,17 +12,26 @@ The interface with the runtime:
 * a top-level ``Loop(parallel=True)`` of a kernel is one launch of ``Launch.threads`` threads in a
   grid-stride loop. The perfect nest under it — each lone loop in the body above, with an extent of dims — is
   collapsed into one flat index when the inner iterations provably touch disjoint elements of the buffers
-  they write (affine, one-to-one indices: see ``_disjoint``): ``threads`` is then the product of the extents
-  (a [128, 512] elementwise kernel: 65,536 threads) and each thread recovers the loops' indices by int64
-  division and remainder; otherwise it is the parallel loop's extent. The loops below the collapsed nest
-  (a reduction's, say) run serially in each thread. The other top-level statements (size checks,
-  sequential loops, declarations) run in a launch of one thread; a ``Gemm`` is a ``GemmCall`` whose
-  enclosing sequential loops the host runs.
+  they write (affine indices giving each thread its own elements: ``_disjoint``): ``threads`` is then the
+  product of the extents (a [128, 512] elementwise kernel: 65,536 threads) and each thread recovers the
+  loops' indices by int64 division and remainder; otherwise it is the parallel loop's extent. The loops
+  below the collapsed nest (a reduction's, say) run serially in each thread;
+* a top-level sequential loop whose perfect nest splits into rows (outer loops) and columns (a run of inner
+  ones) is interchanged (``_interchanged``) when the columns' iterations provably touch disjoint elements
+  across all rows (``_disjoint``, with every extent a function of the dims): one thread per column
+  (``threads``: the product of the column extents, collapsed as above) runs the rows in order. A column
+  reduction (a bias gradient: zero ``F`` accumulators, add each of ``N`` rows into them, store them) is then
+  three launches of ``F`` threads, and each column's results are bit-identical to the serial order's (the
+  same additions in the same order); a nest whose iterations are all independent runs with no rows at all;
+* the other top-level statements (size checks, loops that cannot be proved independent, such as a full
+  reduction into one local, declarations) run in a launch of one thread; a ``Gemm`` is a ``GemmCall``
+  whose enclosing sequential loops the host runs.
 
 Only correctness is checked so far (nvcc compiles every program to PTX; host C++ runs the launches on a
-simulated grid): the speed on a GPU is not measured yet. Not done: a warp or block per row for reductions
-(a row reduction is one thread's loop), 32-bit index arithmetic where sizes allow, and parallelizing the
-serial launches (a column reduction's loop over the reduced axis runs on one thread).
+simulated grid): the speed on a GPU is not measured yet, the column interchange's included. Not done: a warp
+or block per row for reductions (a row reduction is one thread's loop), a tree over the rows for column
+reductions with few columns (each column's rows run on one thread), 32-bit index arithmetic where sizes
+allow, and parallelizing what stays serial (a full reduction, a scatter-add through indices read from memory).
 
 The semantics are the LLVM renderer's (graphc/backends/llvm/render.py), primitive by primitive: IEEE float
 arithmetic with no contraction into fused multiply-adds (products are ``__fmul_rn``/``__dmul_rn``, which nvcc
@@ -174,6 +183,7 @@ class _Part:
     body: list[ir.Stmt] = field(default_factory=list)
     parallel: ir.Loop | None = None
     guard: tuple[Expr, ...] = ()
+    interchange: tuple[list[ir.Loop], list[ir.Loop]] | None = None  # (rows, columns) of a sequential nest
 
 
 def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
@@ -198,8 +208,11 @@ def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list
             steps += _gemm_calls(s, (), where)
         elif isinstance(s, ir.Loop) and s.parallel and _independent(s):
             steps.append(_Part([s], s, guard))
+        elif isinstance(s, ir.Loop) and (swapped := _interchanged(s)) is not None:
+            steps.append(_Part([s], None, guard, swapped))
         elif (isinstance(s, ir.If) and _on_dims(s.condition)
-              and any(isinstance(x, ir.Loop) and x.parallel for x in ir.walk_statements([s]))):
+              and (any(isinstance(x, ir.Loop) and x.parallel for x in ir.walk_statements([s]))
+                   or any(isinstance(x, ir.Loop) and _interchanged(x) for x in (*s.then, *s.orelse)))):
             # a size test choosing between parallel loops: each branch's launches test it themselves
             steps += _steps(s.then, (*guard, s.condition), where)
             steps += _steps(s.orelse, (*guard, scalar.logical_not(s.condition)), where)
@@ -288,6 +301,14 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
         threads = _grid_stride(nest, writer, lines)
         writer.statements(nest[-1].body, lines, 2)
         lines.append("  }")
+    elif part.interchange is not None:
+        rows, columns = part.interchange
+        threads = _grid_stride(columns, writer, lines)
+        body = tuple(columns[-1].body)
+        for row in reversed(rows):  # each thread runs the rows in order around its column's body
+            body = (ir.Loop(row.index, row.extent, body),)
+        writer.statements(body, lines, 2)
+        lines.append("  }")
     else:
         writer.statements(part.body, lines, 1)
         threads = ir.const(1)
@@ -296,31 +317,69 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
 
 
 # -- collapsing a perfect loop nest into one grid-stride index ----------------------------------------------
-def _collapsed(loop: ir.Loop) -> list[ir.Loop]:
-    """The loops one grid-stride index runs over, outermost first: the parallel ``loop`` and the lone loops
-    nested in it whose extents are functions of the dims, down to the first body that is more than one loop
-    (so a reduction's loops stay sequential per thread) — when their iterations provably write disjoint
-    elements (``_disjoint``); else ``loop`` alone."""
+def _lone_loops(loop: ir.Loop) -> list[ir.Loop]:
+    """``loop`` and the lone loops nested in it whose extents are functions of the dims, outermost first, down
+    to the first body that is more than one loop."""
     nest = [loop]
     while len(nest[-1].body) == 1 and isinstance(nest[-1].body[0], ir.Loop) and _on_dims(nest[-1].body[0].extent):
         nest.append(nest[-1].body[0])
-    sizes = [ir.static_value(inner.extent) for inner in nest[1:]]
-    empty = any(size is not None and size <= 0 for size in sizes)  # (nvcc rejects a division by 0)
-    return nest if len(nest) > 1 and not empty and _disjoint(nest) else [loop]
+    return nest
 
 
-def _disjoint(nest: list[ir.Loop]) -> bool:
-    """Whether, within one iteration of the parallel outermost loop (whose iterations the IR already declares
-    independent), the iterations of the inner loops of ``nest`` (only known to be ``parallel=False``) touch
-    disjoint elements of every buffer they write: then they may run on different threads.
+def _divisible(nest: Sequence[ir.Loop]) -> bool:
+    """Whether a flat index can be split into the indices of ``nest``'s loops (nvcc rejects a division by a
+    constant 0: an extent below the outermost known to be empty)."""
+    sizes = [ir.static_value(loop.extent) for loop in nest[1:]]
+    return not any(size is not None and size <= 0 for size in sizes)
 
-    Proved from the indices of every access (store or load) to a written buffer: each is affine in the inner
-    indices of ``nest`` and the indices of loops below them (extents of dims), with one offset of dims and the
-    outermost index shared by all, the same strides for the inner indices of ``nest``, and the same strides
-    and extents for the loops below; and that affine map is one-to-one (``_one_to_one``). Each thread then
-    touches only the image of its own indices."""
-    statements = list(ir.walk_statements(nest[-1].body))
+
+def _collapsed(loop: ir.Loop) -> list[ir.Loop]:
+    """The loops one grid-stride index runs over, outermost first: the parallel ``loop`` and its lone loops
+    (``_lone_loops``; a reduction's loops below stay sequential per thread) — when their iterations provably
+    write disjoint elements (``_disjoint``); else ``loop`` alone."""
+    nest = _lone_loops(loop)
+    return nest if len(nest) > 1 and _divisible(nest) and _disjoint(nest[1:], nest[0].index) else [loop]
+
+
+def _interchanged(loop: ir.Loop) -> tuple[list[ir.Loop], list[ir.Loop]] | None:
+    """(rows, columns) when the sequential ``loop`` may run as one thread per iteration of the columns, each
+    thread running the rows around its column's body in order; else None. ``loop`` and the lone loops under it
+    (``_lone_loops``) split into the rows (the outer ones, maybe none: a column reduction's reduced axes) and
+    the columns (a run of the next ones: its kept axes). Every extent is a function of the dims (so no
+    column's extent depends on a row), the body neither fails nor shares locals with code around it, and the
+    columns' iterations provably touch disjoint elements of what they write across all rows (``_disjoint``).
+    Each element is then read and written by one thread only, in the serial order, so the results are
+    bit-identical to the serial loop's (a column's float sum adds its rows in row order). The most columns
+    win (the fewest rows, then the longest run)."""
+    if loop.parallel or not _on_dims(loop.extent) or _outside_locals(loop.body):
+        return None
+    if any(isinstance(s, ir.Fail) for s in ir.walk_statements(loop.body)):
+        return None  # which failure is reported, and what was written before it, must stay the serial ones
+    nest = _lone_loops(loop)
+    for split in range(len(nest)):
+        for end in range(len(nest), split, -1):
+            rows, columns = nest[:split], nest[split:end]
+            if _divisible(columns) and _disjoint(columns, around=rows):
+                return rows, columns
+    return None
+
+
+def _disjoint(inner: Sequence[ir.Loop], shared: ir.Index | None = None, around: Sequence[ir.Loop] = ()) -> bool:
+    """Whether the iterations of ``inner`` (a perfect nest, outermost first, only known to be
+    ``parallel=False``) touch disjoint elements of every buffer they write: then they may run on different
+    threads, each running the loops below them and the sequential loops ``around`` them (all of them, for every
+    thread). ``shared`` is an index with one value for all these threads (the parallel loop around a collapsed
+    nest, whose iterations the IR already declares independent).
+
+    Proved from the indices of every access (store or load) to a written buffer: each is affine in the indices
+    of ``inner``, of ``around`` and of the loops below (extents of dims), with one offset of dims and ``shared``
+    and the same strides for the indices of ``inner``. Then either they also share the strides and extents of
+    the other indices and that affine map is one-to-one (``_one_to_one``), or the part of ``inner`` alone
+    determines its indices from the address whatever the other indices (``_separable``). Each thread then
+    touches only elements no other thread touches."""
+    statements = list(ir.walk_statements(inner[-1].body))
     below = {s.index.name: s.extent for s in statements if isinstance(s, ir.Loop) and _on_dims(s.extent)}
+    below |= {loop.index.name: loop.extent for loop in around}
     accesses: dict[ir.Buffer, list[Expr]] = {}
     for s in statements:
         if isinstance(s, ir.Store):
@@ -329,21 +388,23 @@ def _disjoint(nest: list[ir.Loop]) -> bool:
         for e in _expressions(s):
             if isinstance(e, ir.Load) and e.buffer in accesses:
                 accesses[e.buffer].append(e.index)
-    inner = [loop.index.name for loop in nest[1:]]
-    extents = {loop.index.name: loop.extent for loop in nest[1:]} | below
+    names = [loop.index.name for loop in inner]
+    extents = {loop.index.name: loop.extent for loop in inner} | below
     for indices in accesses.values():
-        forms = [_affine(index, {*inner, *below}) for index in indices]
+        forms = [_affine(index, {*names, *below}) for index in indices]
         if any(form is None for form in forms):
             return False
         (first, offset), *others = forms
-        if any(o != offset or any(c.get(n) != first.get(n) for n in inner) for c, o in others):
+        if any(o != offset or any(c.get(n) != first.get(n) for n in names) for c, o in others):
             return False
-        if any(not isinstance(x, Const | ir.Dim | Call) and x != nest[0].index for x in ir.walk_expr(offset)):
+        if any(not isinstance(x, Const | ir.Dim | Call) and x != shared for x in ir.walk_expr(offset)):
             return False  # a load, a local or another index in the offset: not provably distinct
-        terms = [sorted(((c, extents[n]) for n, c in coefficients.items() if n not in inner), key=_text)
+        strides, sizes = [first.get(n) for n in names], [extents[n] for n in names]
+        terms = [sorted(((c, extents[n]) for n, c in coefficients.items() if n not in names), key=_text)
                  for coefficients, _ in forms]
-        if any(t != terms[0] for t in terms[1:]) or not _one_to_one([first.get(n) for n in inner],
-                                                                     [extents[n] for n in inner], terms[0]):
+        if all(t == terms[0] for t in terms[1:]) and _one_to_one(strides, sizes, terms[0]):
+            continue
+        if not _separable(strides, sizes, [stride for t in terms for stride, _ in t]):
             return False
     return True
 
@@ -375,6 +436,48 @@ def _one_to_one(strides: list[Expr | None], extents: list[Expr], below: list[tup
     if below or last is None or last <= 0:
         return False
     return all(strides[m] == ir.mul(strides[m + 1], extents[m + 1]) for m in range(len(strides) - 1))
+
+
+def _separable(strides: list[Expr | None], extents: list[Expr], others: list[Expr]) -> bool:
+    """Whether an address ``sum(index·stride) + sum(other index·other stride)`` (one offset aside) determines
+    the indices over the box of ``extents``, whatever the other indices (of loops each thread runs in full):
+    the first sum is one-to-one and spans less than a modulus that divides every other stride, so the address
+    modulo it gives the first sum back. With constant strides and extents the modulus is the greatest common
+    divisor of the constant other strides or the span plus one; otherwise the first sum is in row-major form
+    (``_one_to_one``) and the modulus is its outermost stride times its extent (a bias gradient's
+    ``x[row·n + column]``: columns modulo n)."""
+    if not _one_to_one(strides, extents, []):
+        return False
+    sizes = [ir.static_value(e) for e in extents]
+    if any(size is not None and size <= 0 for size in sizes):
+        return True  # no iterations
+    steps = [0 if s is None else ir.static_value(s) for s in strides]
+    if all(v is not None for v in [*steps, *sizes]):
+        span = sum(abs(step) * (size - 1) for step, size in zip(steps, sizes))
+        fixed = [abs(v) for v in map(ir.static_value, others) if v]
+        moduli = [m for m in ([math.gcd(*fixed)] if fixed else []) + [span + 1] if m > span]
+        return any(all(_multiple(other, ir.const(m)) for other in others) for m in moduli)
+    modulus = ir.mul(strides[0], extents[0])
+    return all(_multiple(other, modulus) for other in others)
+
+
+def _multiple(e: Expr, factor: Expr) -> bool:
+    """Whether the int64 expression of dims ``e`` is provably a multiple of ``factor``: constants that divide,
+    or ``e`` a product with a factor (or a factor of each of ``factor``'s two) that is."""
+    value, divisor = ir.static_value(e), ir.static_value(factor)
+    if value == 0 or divisor == 1 or e == factor:
+        return True
+    if value is not None and divisor is not None:
+        return divisor != 0 and value % divisor == 0
+    if not isinstance(e, Call) or e.primitive.name != "mul":
+        return False
+    a, b = e.args
+    if _multiple(a, factor) or _multiple(b, factor):
+        return True
+    if isinstance(factor, Call) and factor.primitive.name == "mul":
+        x, y = factor.args
+        return _multiple(a, x) and _multiple(b, y) or _multiple(a, y) and _multiple(b, x)
+    return False
 
 
 def _text(pair: tuple[Expr, Expr]) -> tuple[str, str]:

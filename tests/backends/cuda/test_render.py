@@ -1,13 +1,16 @@
 """The CUDA renderer without a GPU: every op's and every example graph's program compiles with nvcc to PTX for
 sm_80 and sm_90 with warnings as errors; the launches have the shape the runtime expects; and the scalar
-arithmetic, compiled as host C++, agrees with numpy on the edge cases (NaN, infinities, negative operands)."""
+arithmetic, compiled as host C++, agrees with numpy on the edge cases (NaN, infinities, negative operands), and
+launches run on a simulated grid (collapsed nests, column reductions interchanged) give numpy's results."""
 
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -391,6 +394,7 @@ def test_scalar_semantics_compiled_as_host_code_match_numpy(tmp_path):
         programs.append((label, ir.Program([*inputs, out], [ir.LoopKernel("k0", (
             ir.Loop(i, size, (ir.Store(out, i, value),)),))], ["run count"])))
     loaded = _host_library(programs, tmp_path)
+    loaded.gc_set_thread(0, 0, 1, 1)  # the loops, provably independent, are grid-stride launches: one thread
     dims, failures = np.zeros(1, np.int64), []
     for n, (label, _, operands, expected) in enumerate(cases):
         got = np.zeros_like(expected)
@@ -449,3 +453,128 @@ def test_collapsed_nests_run_on_a_simulated_grid_match_numpy(tmp_path):
             getattr(library, f"p{number}_{launch.function.removeprefix('graphc_')}")(*arguments)
         np.testing.assert_array_equal(got, expected, err_msg=label)
         assert status[0] == 0
+
+
+# -- column reductions: the row loop interchanged under one thread per column ------------------------------
+def _column_sum(rows: ir.Expr, columns: ir.Expr, extra: Callable | None = None, extent: ir.Expr | None = None,
+                read: ir.Expr | None = None) -> ir.Program:
+    """``acc[c] += x[r, c]`` over ``rows`` × ``columns`` as the lowering builds a column reduction (zero the
+    accumulators, accumulate row by row, store them), the column loop's ``extent`` and the accumulator
+    element ``read`` replaceable (to build unsafe variants), ``extra(x, acc)``'s statements in the column
+    body (the buffers they store to join the program)."""
+    x = _buffer("x", "float32", rows, columns, role="feed")
+    acc, out = _buffer("acc", "float32", columns), _buffer("out", "float32", columns, role="output")
+    i, r, c, k = (ir.Index(f"i{n}") for n in range(4))
+    at = ir.add(ir.mul(r, columns), c)
+    more = () if extra is None else tuple(extra(x, acc))
+    body = (ir.Store(acc, c, scalar.add(ir.Load(acc, c if read is None else read), ir.Load(x, at))), *more)
+    kernel = ir.LoopKernel("k0", (
+        ir.Loop(i, columns, (ir.Store(acc, i, scalar.constant(0.0, "float32")),), parallel=True),
+        ir.Loop(r, rows, (ir.Loop(c, columns if extent is None else extent, body),)),
+        ir.Loop(k, columns, (ir.Store(out, k, ir.Load(acc, k)),), parallel=True)))
+    stored = [s.buffer for s in ir.walk_statements(more) if isinstance(s, ir.Store) and s.buffer is not acc]
+    return ir.Program([x, acc, out, *dict.fromkeys(stored)], [kernel], ["run count", "rows", "columns"], ["bad"])
+
+
+def test_column_reduction_runs_one_thread_per_column_over_the_rows_in_order():
+    for columns in (ir.const(64), ir.Dim(2)):
+        module = render(_column_sum(ir.Dim(1), columns))
+        assert [s.threads for s in module.steps] == [columns] * 3  # zero, accumulate, store: all parallel
+        text = _functions(module)["graphc_k0_1"]
+        assert "for (long long i2 = (long long)blockIdx.x * blockDim.x + threadIdx.x; i2 < n_i2;" in text
+        assert text.index("for (long long i1 = 0, n_i1 = dim_1; i1 < n_i1; ++i1)") > text.index("blockIdx")
+    n, f = ir.Dim(1), ir.Dim(2)
+    full = _buffer("full", "float32", n, f, role="output")  # a bias gradient's kernel also stores the gradient
+
+    def gradient(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:
+        at = ir.add(ir.mul(ir.Index("i1"), f), ir.Index("i2"))
+        return [ir.Store(full, at, ir.Load(x, at))]
+
+    assert render(_column_sum(n, f, gradient)).steps[1].threads == f
+    for axes, kept in (((None, 64), 64), ((None, None), ir.Dim(2))):  # the real lowering, static and run-time
+        graph = gc.Graph()
+        with graph.as_default():
+            x = gc.placeholder("float32", axes, name="x")
+            total = gc.reduce_sum(x, axis=0)
+        module = render(program_of(graph, [total], {x: np.ones((5, 64), np.float32)}))
+        assert [s.threads for s in module.steps] == [ir.as_expr(kept)] * 3
+
+
+def test_column_loops_that_may_share_elements_or_depend_on_the_row_stay_serial():
+    n, f = ir.Dim(1), ir.const(8)
+    r, c = ir.Index("i1"), ir.Index("i2")
+    serial = [f, ir.const(1), f]  # the accumulation alone stays one thread
+    assert [s.threads for s in render(_column_sum(n, f, read=ir.sub(c, 1))).steps] == serial  # a neighbour's
+    assert [s.threads for s in render(_column_sum(n, f, read=ir.const(0))).steps] == serial
+    assert [s.threads for s in render(_column_sum(n, f, extent=ir.add(r, 1))).steps] == serial  # a triangle
+
+    def check(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:  # which failure is reported must stay the same
+        return [ir.If(scalar.gt(ir.Load(x, ir.add(ir.mul(r, f), c)), scalar.constant(0.0, "float32")), (ir.Fail(1),))]
+
+    def halves(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:  # two columns, one element
+        return [ir.Store(acc, ir.integer(ir.FLOORDIV, c, 2), scalar.constant(0.0, "float32"))]
+
+    def interleaved(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:  # row r writes element r + c: columns meet
+        return [ir.Store(x, ir.add(r, c), scalar.constant(0.0, "float32"))]
+
+    for extra in (check, halves, interleaved):
+        assert [s.threads for s in render(_column_sum(n, f, extra)).steps] == serial, extra.__name__
+
+
+def _row_order_sum(a: np.ndarray, axis: int) -> np.ndarray:
+    """The sum over ``axis`` one row after another in ``a``'s dtype (each addition rounded: the serial order)."""
+    total = np.zeros_like(np.take(a, 0, axis))
+    for row in range(a.shape[axis]):
+        total = total + np.take(a, row, axis)
+    return total
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_column_reductions_on_a_simulated_grid_are_bit_identical_to_the_row_order_sum(tmp_path):
+    """Column reductions as the lowering builds them (run-time sizes; a bias gradient's kernel, storing the
+    gradient too) run launch after launch on a grid of 2 blocks of 3 threads, fewer than the columns, the
+    threads in reverse order. Each column still adds its rows in row order, so the float32 results equal the
+    serial order's exactly (a float64 sum rounded once differs: checked, so the comparison can tell)."""
+    import ctypes
+
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((37, 11)) * np.exp(rng.uniform(-6, 6, (37, 11)))).astype(np.float32)
+    cube = rng.standard_normal((3, 37, 4)).astype(np.float32)
+    gradient = np.maximum(x, 0) * x
+    cases = [  # (build from the placeholder, feed, expected fetches)
+        (lambda p: [gc.reduce_sum(p, axis=0)], x, [_row_order_sum(x, 0)]),
+        (lambda p: [gc.relu(p) * p, gc.reduce_sum(gc.relu(p) * p, axis=0)], x, [gradient, _row_order_sum(gradient, 0)]),
+        (lambda p: [gc.reduce_sum(p, axis=1)], cube, [_row_order_sum(cube, 1)]),
+    ]
+    assert not np.array_equal(x.astype(np.float64).sum(0).astype(np.float32), cases[0][2][0])
+    programs, runs = [], []
+    for number, (build, feed, expected) in enumerate(cases):
+        graph = gc.Graph()
+        with graph.as_default():
+            placeholder = gc.placeholder("float32", (None,) * feed.ndim, name="x")
+            fetches = build(placeholder)
+        program = program_of(graph, fetches, {placeholder: feed})
+        shapes = {t.name: a.shape for t, a in zip(fetches, expected)} | {placeholder.name: feed.shape}
+        shapes |= {t.name: feed.shape for t in fetches[0].node.inputs}  # (the relu's: the feed's shape)
+        slots = [re.fullmatch(r"(.+)\.shape\[(\d+)\]", meaning) for meaning in program.dims[1:]]
+        dims = np.array([1, *(shapes[m[1]][int(m[2])] for m in slots)], np.int64)
+        programs.append((str(number), program))
+        runs.append((dims, feed, expected))
+    library = _host_library(programs, tmp_path)
+    for number, ((label, program), (dims, feed, expected)) in enumerate(zip(programs, runs)):
+        module = render(program)
+        threads = [ir.evaluate_size(s.threads, dims) for s in module.steps]
+        assert threads == [expected[-1].size] * len(threads), label  # every launch: one thread per column
+        arrays = {b: feed if b.role == "feed" else np.full([ir.evaluate_size(s, dims) for s in b.shape], np.nan,
+                                                            b.dtype) for b in program.buffers}
+        status = np.zeros(1, np.int32)
+        for step in module.steps:
+            arguments = [arrays[program.buffers[b]].ctypes.data_as(ctypes.c_void_p) for b in step.buffers]
+            arguments += [a.ctypes.data_as(ctypes.c_void_p) for a in (dims, status)]
+            for thread in reversed(range(6)):
+                library.gc_set_thread(thread // 3, thread % 3, 2, 3)
+                getattr(library, f"p{number}_{step.function.removeprefix('graphc_')}")(*arguments)
+        outputs = [b for b in program.buffers if b.role == "output"]
+        assert len(outputs) == len(expected) and status[0] == 0
+        for buffer, want in zip(outputs, expected):
+            np.testing.assert_array_equal(arrays[buffer], want, err_msg=label)
