@@ -10,6 +10,7 @@ import numpy as np
 
 from graphc.errors import GraphcError, ShapeError
 from graphc.graph.node import Node, Tensor
+from graphc.lower.ir import Program
 from graphc.lower.program import Lowered, lower
 from graphc.ops import sources, state
 from graphc.passes.fusion import plan_kernels
@@ -27,6 +28,23 @@ class CompileReport:
     def __str__(self) -> str:
         stages = ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in self.stages.items())
         return f"{stages}; disk cache: {self.cache}"
+
+
+class ShowsProgram:
+    """What ``sess.compiled(...)`` shows of any compiled backend's executable (which sets ``lowered``): the
+    loop-nest program it runs, and that program printed."""
+
+    lowered: Lowered
+
+    @property
+    def program(self) -> Program:
+        """The loop-nest program (buffers, kernels) this executable runs."""
+        return self.lowered.program
+
+    @property
+    def loops(self) -> str:
+        """The program's loop nests, printed."""
+        return str(self.lowered.program)
 
 
 def lower_plan(plan: Plan) -> tuple[Partition, Lowered]:

@@ -40,6 +40,7 @@ import numpy as np
 
 from graphc.backends.compiled import (
     CompileReport,
+    ShowsProgram,
     check_extents,
     checked_variable,
     contiguous,
@@ -53,7 +54,6 @@ from graphc.backends.cuda.render import CudaModule, GemmCall, Launch, render
 from graphc.errors import BackendUnavailableError, ShapeError
 from graphc.graph.node import Node, Tensor
 from graphc.lower import ir
-from graphc.lower.ir import Program
 from graphc.lower.memory import plan_arena
 from graphc.lower.shapes import ShapeResolver
 from graphc.ops.scalar import Call, Expr
@@ -180,7 +180,7 @@ class _Sized:
     variables: tuple[int, ...] = ()  # the variable addresses `steps` was built with
 
 
-class CUDAExecutable:
+class CUDAExecutable(ShowsProgram):
     """A plan compiled to CUDA kernels and cuBLAS calls (see the module docstring)."""
 
     def __init__(self, plan: Plan) -> None:
@@ -219,16 +219,6 @@ class CUDAExecutable:
         self._status_host = np.zeros(1, dtype=np.int32)
 
     # -- what ``sess.compiled(...)`` shows -------------------------------------------------------------------
-    @property
-    def program(self) -> Program:
-        """The loop-nest program (buffers, kernels) this executable runs."""
-        return self.lowered.program
-
-    @property
-    def loops(self) -> str:
-        """The program's loop nests, printed."""
-        return str(self.lowered.program)
-
     @property
     def cuda_source(self) -> str:
         """The CUDA C translation unit compiled for this GPU."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from graphc.backends.compiled import (
     CompileReport,
+    ShowsProgram,
     check_extents,
     checked_variable,
     contiguous,
@@ -29,7 +30,6 @@ from graphc.backends.compiled import (
 )
 from graphc.errors import ShapeError
 from graphc.graph.node import Node, Tensor
-from graphc.lower.ir import Program
 from graphc.lower.memory import plan_arena
 from graphc.lower.shapes import ShapeResolver
 from graphc.runtime.plan import Plan
@@ -48,7 +48,7 @@ class _Sized:
     table: np.ndarray  # uint64 pointers, one per program buffer
 
 
-class LLVMExecutable:
+class LLVMExecutable(ShowsProgram):
     """A plan compiled to native code (see the module docstring)."""
 
     def __init__(self, plan: Plan, build_native: Any) -> None:
@@ -72,16 +72,6 @@ class LLVMExecutable:
         self._returned: dict[Tensor, np.ndarray] = {}  # each fetched output's array of the last run
 
     # -- what ``sess.compiled(...)`` shows -------------------------------------------------------------------
-    @property
-    def program(self) -> Program:
-        """The loop-nest program (buffers, kernels) this executable runs."""
-        return self.lowered.program
-
-    @property
-    def loops(self) -> str:
-        """The program's loop nests, printed."""
-        return str(self.lowered.program)
-
     @property
     def llvm_ir(self) -> str:
         """The LLVM IR after optimization for this CPU (vectorized loops show as ``<16 x float>`` etc.)."""
