@@ -387,5 +387,10 @@ _HOST_INTEGER: dict[str, Callable[..., int]] = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "floordiv": lambda a, b: a // b, "mod": lambda a, b: a % b,
     "maximum": max, "minimum": min, "neg": lambda a: -a,
+    # a GEMM's offsets under broadcasting: select(size == 1, 0, stride) (evaluated on the host by the cuda backend)
+    "eq": lambda a, b: int(a == b), "ne": lambda a, b: int(a != b), "lt": lambda a, b: int(a < b),
+    "le": lambda a, b: int(a <= b), "gt": lambda a, b: int(a > b), "ge": lambda a, b: int(a >= b),
+    "and": lambda a, b: int(bool(a) and bool(b)), "or": lambda a, b: int(bool(a) or bool(b)),
+    "not": lambda a: int(not a), "select": lambda c, a, b: a if c else b,
 }
 

@@ -1,0 +1,261 @@
+"""The CUDA backend's programs run end to end on the host, without a GPU (test helper).
+
+A plan is lowered and rendered exactly as ``CUDAExecutable`` does it; the rendered CUDA C is compiled as host
+C++ (g++ with the CUDA shim of test_render.py: IEEE intrinsics, no contraction), many programs to one shared
+library; a run then does what ``CUDAExecutable.run`` does, step for step, on host memory: the run-time sizes
+resolved and checked, the temps placed in one arena by ``plan_arena`` (filled with 0xff bytes: NaN in every
+float, so a value read before it is written shows), the outputs filled the same way, each ``Launch`` run as
+every thread of a small simulated grid (blocks of 3 threads, at most 2 blocks: fewer threads than elements,
+so the grid-stride loops and the index recovery are exercised; a serial part on one thread; none for 0
+threads), each ``GemmCall`` as the column-major GEMMs executable.py would issue to cuBLAS (computed by numpy
+on views of the buffers), and the status word checked after each step (a failure raises the program's
+message, as ``CUDAExecutable`` does).
+
+Usage: ``emulated(graph, fetches, feed_dict, number)`` for each program, ``build(programs, directory)`` once
+(one g++ run per chunk of programs, in parallel), then ``program.run(feed_dict, {variable node: value})``.
+The g++ command and the CUDA shim are test_render.py's (imported, not copied).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import graphc as gc
+from graphc.backends.compiled import check_extents, contiguous, fetch_value, fetched_variables, lower_plan
+from graphc.backends.cuda.cublas import OP_T, ColumnMajorGemm, column_major
+from graphc.backends.cuda.executable import _bind, gemm_iterations
+from graphc.backends.cuda.render import PRELUDE, CudaModule, GemmCall, Launch, render
+from graphc.errors import ShapeError
+from graphc.graph.node import Node
+from graphc.lower import ir
+from graphc.lower.memory import plan_arena
+from graphc.lower.shapes import ShapeResolver
+from graphc.passes.pipeline import optimize as optimize_graph
+from graphc.runtime.feeds import check_feeds
+from graphc.runtime.fetches import flatten_fetches
+from graphc.runtime.optimized import OptimizedExecutable
+from graphc.runtime.plan import Plan, make_plan
+from tests.backends.cuda.test_render import GXX, HOST_SHIMS
+
+BLOCK, BLOCKS = 3, 2  # the simulated grid: threads per block, most blocks
+GARBAGE = 0xFF  # the byte uninitialized memory holds: NaN in float32 and float64
+
+
+class EmulatedExecutable:
+    """One run signature as the CUDA backend compiles it (lowered, rendered), run on the host once ``library``
+    is set (by ``build``). It follows the backend contract under a monitor: ``run`` works on copies of the
+    variables and returns their new values (the Session's arrays are left untouched)."""
+
+    def __init__(self, plan: Plan, prefix: str) -> None:
+        self.plan = plan
+        self.partition, self.lowered = lower_plan(plan)
+        self.module: CudaModule = render(self.lowered.program, prefix=prefix)
+        self.library: ctypes.CDLL | None = None
+        self.steps_run = {"launches": 0, "gemms": 0}  # what runs did (to tell a test covered both)
+
+    @property
+    def program(self) -> ir.Program:
+        """The loop-nest program rendered."""
+        return self.lowered.program
+
+    def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int = 0,
+            monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        """(fetched values in plan order, new values of the updated variables) of one run."""
+        if self.library is None:
+            raise RuntimeError("emulate: build() the library before running")
+        if monitor is not None:
+            raise NotImplementedError("emulate: monitors are not emulated")
+        feeds = {n: contiguous(a) for n, a in feeds.items()}
+        lowered = self.lowered
+        dims, shapes = ShapeResolver(lowered.shapes).resolve({n: a.shape for n, a in feeds.items()})
+        check_extents(self.partition, shapes)
+        dims[0] = run_count
+        dims = np.ascontiguousarray(dims, dtype=np.int64)
+        arrays = self._buffers(feeds, variables, dims)
+        before = {node: np.array(variables[node]) for node in fetched_variables(self.plan)}
+        status = np.zeros(1, np.int32)
+        for step in self.module.steps:
+            if isinstance(step, Launch):
+                self._launch(step, arrays, dims, status)
+            else:
+                self._gemms(step, arrays, dims)
+            if status[0]:
+                raise ShapeError(lowered.program.failures[status[0] - 1])
+        outputs = {t: arrays[b].view(b.dtype).reshape(shapes[t]).copy() for t, b in lowered.outputs.items()}
+        hosts = {n: arrays[b].view(b.dtype).reshape(variables[n].shape) for n, b in lowered.variables.items()}
+        values = [fetch_value(t, feeds, {**variables, **hosts}, before, outputs) for t in self.plan.targets]
+        return values, {n: hosts[n].copy() for n in lowered.updated}
+
+    def _buffers(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray],
+                 dims: np.ndarray) -> dict[ir.Buffer, np.ndarray]:
+        """Every buffer's bytes (uint8, flat): feeds, variables and constants copied, outputs and temps (in one
+        arena, placed as on the GPU) garbage."""
+        lowered = self.lowered
+        arrays: dict[ir.Buffer, np.ndarray] = {}
+        for node, buffer in lowered.feeds.items():
+            arrays[buffer] = _bytes(np.asarray(feeds[node], buffer.dtype))
+        for node, buffer in lowered.variables.items():
+            arrays[buffer] = _bytes(np.asarray(variables[node], buffer.dtype))
+        offsets, total = plan_arena(lowered.temps, lowered.lifetimes, dims)
+        arena = np.full(total, GARBAGE, np.uint8)
+        for buffer, offset in zip(lowered.temps, offsets):
+            arrays[buffer] = arena[offset:offset + _nbytes(buffer, dims)]
+        for buffer in lowered.program.buffers:
+            if buffer.role == "constant":
+                arrays[buffer] = _bytes(np.asarray(buffer.value, buffer.dtype))
+            elif buffer.role == "output":
+                arrays[buffer] = np.full(_nbytes(buffer, dims), GARBAGE, np.uint8)
+        missing = [b.name for b in lowered.program.buffers if b not in arrays]
+        assert not missing, f"emulate: buffers with no memory: {missing}"
+        return arrays
+
+    def _launch(self, step: Launch, arrays: dict[ir.Buffer, np.ndarray], dims: np.ndarray,
+                status: np.ndarray) -> None:
+        """``step`` run as every thread of its grid, the last thread first (executable.py's grid, scaled down)."""
+        threads = ir.evaluate_size(step.threads, dims)
+        if threads <= 0:
+            return
+        block = min(BLOCK, threads)
+        grid = min(-(-threads // block), BLOCKS)
+        buffers = self.program.buffers
+        pointers = [_pointer(arrays[buffers[b]]) for b in step.buffers] + [_pointer(dims), _pointer(status)]
+        function = getattr(self.library, step.function)
+        for thread in reversed(range(grid * block)):
+            self.library.gc_set_thread(thread // block, thread % block, grid, block)
+            function(*pointers)
+        self.steps_run["launches"] += 1
+
+    def _gemms(self, call: GemmCall, arrays: dict[ir.Buffer, np.ndarray], dims: np.ndarray) -> None:
+        """The cuBLAS calls executable.py issues for ``call`` (offsets in elements in place of addresses; the
+        column-major call's A is the row-major B and its B the row-major A)."""
+        g = call.gemm
+        for values in gemm_iterations(call, dims):
+            def size(e: ir.Expr, values: dict = values) -> int:
+                return ir.evaluate_size(_bind(e, values), dims)
+
+            m, n, k = size(g.m), size(g.n), size(g.k)
+            if m == 0 or n == 0:
+                continue
+            arguments = column_major(g.trans_a, g.trans_b, m, n, k, size(g.a_offset), size(g.lda),
+                                     size(g.b_offset), size(g.ldb), size(g.c_offset), size(g.ldc))
+            column_major_gemm(arguments, arrays[g.b].view(g.dtype), arrays[g.a].view(g.dtype),
+                              arrays[g.c].view(g.dtype), g.alpha, g.beta)
+            self.steps_run["gemms"] += 1
+
+
+def column_major_gemm(call: ColumnMajorGemm, a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float,
+                      beta: float) -> None:
+    """cuBLAS's gemm on flat host arrays, ``call.a``/``b``/``c`` being element offsets into ``a``/``b``/``c``:
+    C = alpha·op(A)·op(B) + beta·C, column-major; C is not read when beta is 0 (as cuBLAS)."""
+
+    def matrix(flat: np.ndarray, offset: int, rows: int, columns: int, ld: int) -> np.ndarray:
+        if rows == 0 or columns == 0:
+            return np.zeros((rows, columns), flat.dtype)
+        assert offset >= 0 and offset + (columns - 1) * ld + rows <= flat.size, "emulate: GEMM out of bounds"
+        return np.lib.stride_tricks.as_strided(flat[offset:], (rows, columns), (flat.itemsize, ld * flat.itemsize))
+
+    a_rows, a_columns = (call.k, call.m) if call.transa == OP_T else (call.m, call.k)
+    b_rows, b_columns = (call.n, call.k) if call.transb == OP_T else (call.k, call.n)
+    op_a = matrix(a, call.a, a_rows, a_columns, call.lda)
+    op_b = matrix(b, call.b, b_rows, b_columns, call.ldb)
+    op_a, op_b = (op_a.T if call.transa == OP_T else op_a), (op_b.T if call.transb == OP_T else op_b)
+    target = matrix(c, call.c, call.m, call.n, call.ldc)
+    product = (np.asarray(alpha, c.dtype) * (op_a @ op_b)).astype(c.dtype)
+    target[...] = product if beta == 0 else product + np.asarray(beta, c.dtype) * target
+
+
+def _nbytes(buffer: ir.Buffer, dims: np.ndarray) -> int:
+    return ir.evaluate_size(buffer.size, dims) * np.dtype(buffer.dtype).itemsize
+
+
+def _bytes(array: np.ndarray) -> np.ndarray:
+    """A fresh flat uint8 copy of ``array``'s C-order bytes (a bool is one byte, as on the GPU)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).copy()
+
+
+def _pointer(array: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(array.ctypes.data)
+
+
+# -- compiling for the Session's signature, and building the host library -----------------------------------
+class _Backend:
+    """A backend module for ``OptimizedExecutable``: its ``compile`` makes an ``EmulatedExecutable``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def compile(self, plan: Plan) -> EmulatedExecutable:
+        return EmulatedExecutable(plan, self.prefix)
+
+
+class Emulated:
+    """One ``sess.run(fetches, feed_dict)`` signature as a Session on the cuda backend compiles it (the graph
+    optimized at level 2; when a run's sizes break the assumption that unknown sizes are equal, the general
+    version, compiled then, as the Session does), run in emulation with the user's placeholders and variables."""
+
+    def __init__(self, graph: gc.Graph, fetches: list, feed_dict: dict, prefix: str,
+                 exclude: tuple[str, ...] = ()) -> None:
+        targets, _ = flatten_fetches(graph, fetches)
+        feeds = check_feeds(graph, feed_dict)
+        plan = make_plan(graph, tuple(targets), frozenset(feeds))
+        first = {n.outputs[0]: v for n, v in feeds.items()}
+        optimized = optimize_graph(tuple(targets), level=2, feed_dict=first, exclude=exclude)
+        self.graph, self.prefix = graph, prefix
+        self.directory: Path | None = None  # where ``build`` compiled it
+        general = None if exclude else lambda: self._general(fetches, feed_dict)
+        self.outer = OptimizedExecutable(plan, optimized, _Backend(prefix), general=general)
+        self.executable: EmulatedExecutable = self.outer.inner
+
+    def _general(self, fetches: list, feed_dict: dict) -> OptimizedExecutable:
+        version = Emulated(self.graph, fetches, feed_dict, f"{self.prefix}_general", ("assume_equal_unknown_dims",))
+        build([version], self.directory, chunks=1)
+        return version.outer
+
+    def run(self, feed_dict: dict, variables: dict[Node, np.ndarray] | None = None,
+            run_count: int = 0) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        """(fetched values, new values of the updated variables) of ``feed_dict`` (as ``sess.run`` takes it)
+        and the variables' values (``{variable node: array}``), keyed by the user's nodes."""
+        return self.outer.run(check_feeds(self.graph, feed_dict), variables or {}, run_count)
+
+
+def emulated(graph: gc.Graph, fetches: list, feed_dict: dict, number: int) -> Emulated:
+    """The emulated signature of ``fetches`` fed ``feed_dict`` (``{placeholder: array}``); ``number`` makes its
+    function names unique in a shared library."""
+    return Emulated(graph, fetches, feed_dict, f"p{number}")
+
+
+def build(programs: list[Emulated], directory: Path, chunks: int = 2) -> None:
+    """Compile every program's CUDA C as host C++ (g++ -O1, no contraction), ``chunks`` shared libraries
+    built in parallel, and attach each program's library."""
+    if GXX is None:
+        raise RuntimeError("emulate: g++ is not on PATH")
+    groups = [programs[i::chunks] for i in range(chunks)]
+    groups = [g for g in groups if g]
+
+    def compile_group(number: int) -> ctypes.CDLL:
+        bodies = []
+        for program in groups[number]:
+            source = program.executable.module.source
+            assert source.startswith(PRELUDE)
+            bodies.append(source[len(PRELUDE):])
+        path = directory / f"emulated_{groups[number][0].prefix}.cpp"
+        path.write_text(HOST_SHIMS + PRELUDE + "\n".join(bodies))
+        library = path.with_suffix(".so")
+        result = subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w",
+                                 "-o", str(library), str(path)], capture_output=True, text=True, timeout=300)
+        if result.returncode:
+            raise AssertionError(f"emulate: g++ failed:\n{result.stderr[:4000]}")
+        return ctypes.CDLL(str(library))
+
+    with ThreadPoolExecutor(len(groups)) as pool:
+        libraries = list(pool.map(compile_group, range(len(groups))))
+    for group, library in zip(groups, libraries):
+        library.gc_set_thread.argtypes = [ctypes.c_uint] * 4
+        for program in group:
+            program.executable.library, program.directory = library, directory

@@ -1,0 +1,136 @@
+"""The CUDA backend's values without a GPU: every op case of the registry (static and all-None placeholder
+shapes) and an MLP training step, lowered and rendered as ``CUDAExecutable`` does it, compiled as host C++
+and run launch by launch on a simulated grid, GEMMs as the cuBLAS calls the runtime issues (emulate.py),
+against the cases' numpy values (check_case's tolerances) and the numpy backend. All programs share two g++
+runs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.errors import ShapeError
+from graphc.ops.state import VARIABLE
+from tests.backends.cuda.emulate import GXX, Emulated, build, emulated
+from tests.ops.harness import OpCase, _as_tuple, default_rtol
+from tests.ops.test_ops import ALL_CASES
+
+pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+SEED = int(os.environ.get("GRAPHC_TEST_SEED", "0"))
+
+VARIANTS = [(case, unknown) for case in ALL_CASES for unknown in ([False, True] if case.unknown_dims else [False])]
+
+
+def _param(number: int, case: OpCase, unknown: bool) -> object:
+    return pytest.param(number, id=f"{case.id}{'-none-dims' if unknown else ''}")
+
+
+def _case_program(number: int) -> tuple[Emulated, list, list[np.ndarray]]:
+    """The emulated program of variant ``number`` (its case built on placeholders), its placeholders and inputs."""
+    case, unknown = VARIANTS[number]
+    arrays = [np.asarray(a) for a in case.make_inputs(np.random.default_rng([SEED, number]))]
+    graph = gc.Graph()
+    with graph.as_default():
+        placeholders = [gc.placeholder(a.dtype.name, (None,) * a.ndim if unknown else a.shape, name=f"in{i}")
+                        for i, a in enumerate(arrays)]
+        outputs = _as_tuple(case.build(*placeholders))
+    return emulated(graph, list(outputs), dict(zip(placeholders, arrays)), number), placeholders, arrays
+
+
+def _mlp(dtype: str) -> dict:
+    """A 6-8-3 ReLU MLP training step (sparse softmax cross-entropy, SGD 0.1) and a batch of 5."""
+    rng = np.random.default_rng(SEED)
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder(dtype, (None, 6), name="x")
+        y = gc.placeholder("int64", (None,), name="y")
+        weights = [gc.Variable(rng.standard_normal(shape).astype(dtype), name=name)
+                   for name, shape in (("W1", (6, 8)), ("b1", (8,)), ("W2", (8, 3)), ("b2", (3,)))]
+        hidden = gc.relu(x @ weights[0] + weights[1])
+        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(hidden @ weights[2] + weights[3], y))
+        train = gc.train.SGD(0.1).minimize(loss)
+    feeds = {x: rng.standard_normal((5, 6)).astype(dtype), y: rng.integers(0, 3, 5)}
+    return {"graph": graph, "weights": weights, "loss": loss, "train": train, "feeds": feeds}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Every program of this module, compiled once: the case variants, the MLP steps, a failing gather."""
+    cases = [_case_program(number) for number in range(len(VARIANTS))]
+    mlps = {dtype: _mlp(dtype) for dtype in ("float32", "float64")}
+    for offset, model in enumerate(mlps.values()):
+        model["program"] = emulated(model["graph"], [model["loss"], model["train"]], model["feeds"],
+                                    len(VARIANTS) + offset)
+    graph = gc.Graph()
+    with graph.as_default():
+        params, indices = gc.placeholder("float32", (None,), name="params"), gc.placeholder("int64", (None,))
+        gathered = gc.gather(params, indices) * 2.0
+    gather = {"graph": graph, "fetch": gathered, "feeds": {params: np.arange(3, dtype=np.float32),
+                                                           indices: np.array([2, 0], np.int64)}}
+    gather["program"] = emulated(graph, [gathered], gather["feeds"], len(VARIANTS) + len(mlps))
+    build([c[0] for c in cases] + [m["program"] for m in mlps.values()] + [gather["program"]],
+          tmp_path_factory.mktemp("emulated"))
+    return {"cases": cases, "mlps": mlps, "gather": gather}
+
+
+@pytest.mark.parametrize("number", [_param(n, case, unknown) for n, (case, unknown) in enumerate(VARIANTS)])
+def test_op_case_matches_numpy_on_emulated_cuda(built, number):
+    case, unknown = VARIANTS[number]
+    program, placeholders, arrays = built["cases"][number]
+    expected = [np.asarray(e) for e in _as_tuple(case.expected(*[a.copy() for a in arrays]))]
+    before = [a.copy() for a in arrays]
+    got, updates = program.run(dict(zip(placeholders, arrays)))
+    assert updates == {}
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: an input array was modified")
+    assert len(got) == len(expected)
+    for value, want in zip(got, expected):
+        assert value.dtype == want.dtype and value.shape == want.shape, (
+            f"{case.id}: got {value.dtype}{value.shape}, expected {want.dtype}{want.shape}")
+        rtol = case.rtol if case.rtol is not None else default_rtol(want.dtype)
+        np.testing.assert_allclose(value, want, rtol=rtol, atol=case.atol, equal_nan=True,
+                                   err_msg=f"{case.id} (unknown dims: {unknown}) on emulated cuda")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mlp_training_steps_match_the_numpy_backend(built, dtype):
+    """Two SGD steps (the second from the first's variables, run count 1): losses and updated variables."""
+    model = built["mlps"][dtype]
+    program = model["program"]
+    variables = [n.outputs[0] for n in model["graph"].nodes if n.op is VARIABLE]  # the weights, SGD's count
+    rtol = default_rtol(dtype) * 5
+    with gc.Session(model["graph"], backend="numpy") as sess:
+        values = {v.node: value for v, value in zip(variables, sess.run(variables))}
+        for step in range(2):
+            expected_loss, _ = sess.run([model["loss"], model["train"]], model["feeds"])
+            (loss, fetched_train), updates = program.run(model["feeds"], values, run_count=step)
+            assert fetched_train is None
+            np.testing.assert_allclose(loss, expected_loss, rtol=rtol, err_msg=f"loss of step {step}")
+            assert {w.node for w in model["weights"]} <= set(updates)
+            for v, want in zip(variables, sess.run(variables)):
+                if v.node in updates:
+                    assert not np.array_equal(updates[v.node], values[v.node]), f"{v.name} was not updated"
+                    np.testing.assert_allclose(updates[v.node], want, rtol=rtol, atol=rtol,
+                                               err_msg=f"{v.name}, step {step}")
+                else:
+                    np.testing.assert_array_equal(values[v.node], want, err_msg=f"{v.name}, step {step}")
+            values |= updates
+    counts = program.executable.steps_run
+    assert counts["gemms"] > 0 and counts["launches"] > 0  # both kinds of step were emulated
+
+
+def test_a_failing_kernel_raises_the_programs_message_as_on_llvm(built):
+    gather = built["gather"]
+    params, indices = gather["feeds"]
+    program = gather["program"]
+    (value,), _ = program.run(gather["feeds"])
+    np.testing.assert_array_equal(value, [4.0, 0.0])
+    bad = {params: gather["feeds"][params], indices: np.array([1, 3], np.int64)}
+    with gc.Session(gather["graph"], backend="llvm") as sess, pytest.raises(ShapeError) as on_llvm:
+        sess.run(gather["fetch"], bad)
+    with pytest.raises(ShapeError) as emulated_error:
+        program.run(bad)
+    assert str(emulated_error.value) == str(on_llvm.value)
