@@ -13,12 +13,13 @@ message, as ``CUDAExecutable`` does).
 
 Usage: ``emulated(graph, fetches, feed_dict, number)`` for each program, ``build(programs, directory)`` once
 (one g++ run per chunk of programs, in parallel), then ``program.run(feed_dict, {variable node: value})``.
-The g++ command and the CUDA shim are test_render.py's (imported, not copied).
+The CUDA shim (``HOST_SHIMS``) and the g++ build (``compile_host``) live here; test_render.py uses them too.
 """
 
 from __future__ import annotations
 
 import ctypes
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,7 +42,56 @@ from graphc.runtime.feeds import check_feeds
 from graphc.runtime.fetches import flatten_fetches
 from graphc.runtime.optimized import OptimizedExecutable
 from graphc.runtime.plan import Plan, make_plan
-from tests.backends.cuda.test_render import GXX, HOST_SHIMS
+
+# -- host C++ standing in for CUDA C ------------------------------------------------------------------------
+GXX = shutil.which("g++")
+HOST_SHIMS = r"""#include <climits>
+#include <cmath>
+#include <math.h>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+/* what the CUDA intrinsics guarantee: IEEE round-to-nearest operations, never contracted (-ffp-contract=off);
+   float to int truncates, saturates and gives 0 for NaN (PTX cvt.rzi) */
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline float __fsqrt_rn(float a) { return sqrtf(a); }
+inline double __dsqrt_rn(double a) { return sqrt(a); }
+template <typename I, typename F> inline I saturate(F x, I low, I high) {
+  if (x != x) return 0;
+  if (x <= (F)low) return low;  /* -2^31 and -2^63 are exact in either float type */
+  if (x >= -(F)low) return high;
+  return (I)x;
+}
+inline int __float2int_rz(float x) { return saturate<int>(x, INT_MIN, INT_MAX); }
+inline long long __float2ll_rz(float x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
+inline int __double2int_rz(double x) { return saturate<int>(x, INT_MIN, INT_MAX); }
+inline long long __double2ll_rz(double x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
+inline int atomicCAS(int* p, int compare, int value) { int old = *p; if (old == compare) *p = value; return old; }
+/* a simulated grid: the host sets which thread of which block runs next */
+struct gc_dim3 { unsigned x, y, z; };
+gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
+extern "C" void gc_set_thread(unsigned block, unsigned thread, unsigned blocks, unsigned per_block) {
+  blockIdx.x = block; threadIdx.x = thread; gridDim.x = blocks; blockDim.x = per_block;
+}
+"""
+
+
+def compile_host(source: str, path: Path) -> ctypes.CDLL:
+    """``source`` (CUDA C behind ``HOST_SHIMS``) written to ``path`` and compiled as a host shared library: g++
+    -O1 with no contraction and no fast math, so each operation rounds as the GPU's IEEE intrinsics do."""
+    if GXX is None:
+        raise RuntimeError("emulate: g++ is not on PATH")
+    path.write_text(source)
+    library = path.with_suffix(".so")
+    result = subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w",
+                             "-o", str(library), str(path)], capture_output=True, text=True, timeout=300)
+    if result.returncode:
+        raise AssertionError(f"emulate: g++ failed:\n{result.stderr[:4000]}")
+    return ctypes.CDLL(str(library))
+
 
 BLOCK, BLOCKS = 3, 2  # the simulated grid: threads per block, most blocks
 GARBAGE = 0xFF  # the byte uninitialized memory holds: NaN in float32 and float64
@@ -233,8 +283,6 @@ def emulated(graph: gc.Graph, fetches: list, feed_dict: dict, number: int) -> Em
 def build(programs: list[Emulated], directory: Path, chunks: int = 2) -> None:
     """Compile every program's CUDA C as host C++ (g++ -O1, no contraction), ``chunks`` shared libraries
     built in parallel, and attach each program's library."""
-    if GXX is None:
-        raise RuntimeError("emulate: g++ is not on PATH")
     groups = [programs[i::chunks] for i in range(chunks)]
     groups = [g for g in groups if g]
 
@@ -244,14 +292,8 @@ def build(programs: list[Emulated], directory: Path, chunks: int = 2) -> None:
             source = program.executable.module.source
             assert source.startswith(PRELUDE)
             bodies.append(source[len(PRELUDE):])
-        path = directory / f"emulated_{groups[number][0].prefix}.cpp"
-        path.write_text(HOST_SHIMS + PRELUDE + "\n".join(bodies))
-        library = path.with_suffix(".so")
-        result = subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w",
-                                 "-o", str(library), str(path)], capture_output=True, text=True, timeout=300)
-        if result.returncode:
-            raise AssertionError(f"emulate: g++ failed:\n{result.stderr[:4000]}")
-        return ctypes.CDLL(str(library))
+        return compile_host(HOST_SHIMS + PRELUDE + "\n".join(bodies),
+                            directory / f"emulated_{groups[number][0].prefix}.cpp")
 
     with ThreadPoolExecutor(len(groups)) as pool:
         libraries = list(pool.map(compile_group, range(len(groups))))

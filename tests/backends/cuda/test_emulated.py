@@ -1,8 +1,8 @@
 """The CUDA backend's values without a GPU: every op case of the registry (static and all-None placeholder
-shapes) and an MLP training step, lowered and rendered as ``CUDAExecutable`` does it, compiled as host C++
-and run launch by launch on a simulated grid, GEMMs as the cuBLAS calls the runtime issues (emulate.py),
-against the cases' numpy values (check_case's tolerances) and the numpy backend. All programs share two g++
-runs."""
+shapes), an MLP training step and the benchmark's W1, W5 and W6 training steps, lowered and rendered as
+``CUDAExecutable`` does it, compiled as host C++ and run launch by launch on a simulated grid, GEMMs as the cuBLAS
+calls the runtime issues (emulate.py), against the cases' numpy values (check_case's tolerances) and the numpy
+backend. The case and MLP programs share two g++ runs, the benchmark's three more."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ import graphc as gc
 from graphc.errors import ShapeError
 from graphc.ops.state import VARIABLE
 from tests.backends.cuda.emulate import GXX, Emulated, build, emulated
+from tests.backends.cuda.test_render import bench_workloads
 from tests.ops.harness import OpCase, _as_tuple, default_rtol
 from tests.ops.test_ops import ALL_CASES
 
 pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
 SEED = int(os.environ.get("GRAPHC_TEST_SEED", "0"))
 
+BENCH_PROGRAMS = 10_000  # the benchmark programs' numbers (function prefixes) start here
 VARIANTS = [(case, unknown) for case in ALL_CASES for unknown in ([False, True] if case.unknown_dims else [False])]
 
 
@@ -134,3 +136,42 @@ def test_a_failing_kernel_raises_the_programs_message_as_on_llvm(built):
     with pytest.raises(ShapeError) as emulated_error:
         program.run(bad)
     assert str(emulated_error.value) == str(on_llvm.value)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """The benchmark's W1 (MLP), W5 (CNN) and W6 (transformer block) training steps at their own sizes (batches
+    of 128, 128 and 32 × 16 tokens), each emulated for its loss and update ops, built in three g++ runs."""
+    workloads = bench_workloads(("W1", "W5", "W6"))
+    programs = {name: emulated(w.graph, [*w.fetches, *w.ops], w.feeds, BENCH_PROGRAMS + number)
+                for number, (name, w) in enumerate(workloads.items())}
+    build(list(programs.values()), tmp_path_factory.mktemp("bench"), chunks=len(programs))
+    return {name: (workloads[name], programs[name]) for name in workloads}
+
+
+@pytest.mark.parametrize("name", ["W1", "W5", "W6"])
+def test_benchmark_training_steps_match_the_numpy_backend(bench, name):
+    """Two SGD steps (the second from the first's variables, run count 1) against the numpy backend from the
+    same initial values: the loss within the bench's rtol (1e-4), every variable updated, each new value
+    within rtol 1e-4 and an atol of 1e-4 of the step's largest update (numpy's). The atol is what makes W6's
+    key bias comparable: its gradient is zero but for rounding (softmax ignores a shift of every score of a
+    query), so its ~1e-11 updates are noise in both backends; real errors would be of the update's size."""
+    workload, program = bench[name]
+    variables = [n.outputs[0] for n in workload.graph.nodes if n.op is VARIABLE]
+    with gc.Session(workload.graph, backend="numpy") as sess:
+        values = {v.node: value for v, value in zip(variables, sess.run(variables))}
+        for step in range(2):
+            expected = sess.run([*workload.fetches, *workload.ops], workload.feeds)
+            got, updates = program.run(workload.feeds, values, run_count=step)
+            assert len(got) == len(expected) and got[len(workload.fetches):] == [None] * len(workload.ops)
+            for k, (value, want) in enumerate(zip(got[:len(workload.fetches)], expected)):
+                np.testing.assert_allclose(value, want, rtol=1e-4, err_msg=f"{name} fetch {k}, step {step}")
+            assert set(updates) == {v.node for v in variables}, f"{name}: not every variable was updated"
+            wanted = dict(zip(variables, sess.run(variables)))
+            atol = 1e-4 * max(np.abs(wanted[v] - values[v.node]).max() for v in variables)
+            for v, want in wanted.items():
+                np.testing.assert_allclose(updates[v.node], want, rtol=1e-4, atol=atol,
+                                           err_msg=f"{name}: {v.name}, step {step}")
+            values |= updates
+    counts = program.executable.steps_run
+    assert counts["gemms"] > 0 and counts["launches"] > 0

@@ -32,6 +32,7 @@ from graphc.runtime.feeds import check_feeds
 from graphc.runtime.fetches import flatten_fetches
 from graphc.runtime.optimized import OptimizedExecutable
 from graphc.runtime.plan import make_plan
+from tests.backends.cuda.emulate import GXX, HOST_SHIMS, compile_host
 from tests.ops.harness import _as_tuple
 from tests.ops.test_ops import ALL_CASES
 
@@ -79,18 +80,20 @@ def case_programs() -> list[tuple[str, ir.Program]]:
     return programs
 
 
-def example_programs() -> list[tuple[str, ir.Program]]:
-    """The training steps of the benchmark's W1 (MLP), W5 (CNN) and W6 (transformer block)."""
+def bench_workloads(names: tuple[str, ...] = ("W1", "W5", "W6")) -> dict[str, object]:
+    """The benchmark's workloads (tools/bench/run.py ``Workload``s: graph, fetches, feeds, ops) by name, built
+    from seed 0; by default the training steps of W1 (MLP), W5 (CNN) and W6 (transformer block)."""
     sys.path.insert(0, str(BENCH))
     try:
         run = importlib.import_module("run")
-        programs = []
-        for name in ("W1", "W5", "W6"):
-            workload = run.WORKLOADS[name](np.random.default_rng(0))
-            programs.append((name, program_of(workload.graph, [*workload.fetches, *workload.ops], workload.feeds)))
-        return programs
+        return {name: run.WORKLOADS[name](np.random.default_rng(0)) for name in names}
     finally:
         sys.path.remove(str(BENCH))
+
+
+def example_programs() -> list[tuple[str, ir.Program]]:
+    """The training steps of the benchmark's W1 (MLP), W5 (CNN) and W6 (transformer block)."""
+    return [(name, program_of(w.graph, [*w.fetches, *w.ops], w.feeds)) for name, w in bench_workloads().items()]
 
 
 # -- compiling with nvcc -----------------------------------------------------------------------------------
@@ -298,39 +301,6 @@ def test_constants_are_exact_literals():
 
 
 # -- the arithmetic, compiled as host C++ -----------------------------------------------------------------
-GXX = shutil.which("g++")
-HOST_SHIMS = r"""#include <climits>
-#include <cmath>
-#include <math.h>
-#define __global__
-#define __device__
-#define __forceinline__ inline
-/* what the CUDA intrinsics guarantee: IEEE round-to-nearest operations, never contracted (-ffp-contract=off);
-   float to int truncates, saturates and gives 0 for NaN (PTX cvt.rzi) */
-inline float __fmul_rn(float a, float b) { return a * b; }
-inline double __dmul_rn(double a, double b) { return a * b; }
-inline float __fdiv_rn(float a, float b) { return a / b; }
-inline double __ddiv_rn(double a, double b) { return a / b; }
-inline float __fsqrt_rn(float a) { return sqrtf(a); }
-inline double __dsqrt_rn(double a) { return sqrt(a); }
-template <typename I, typename F> inline I saturate(F x, I low, I high) {
-  if (x != x) return 0;
-  if (x <= (F)low) return low;  /* -2^31 and -2^63 are exact in either float type */
-  if (x >= -(F)low) return high;
-  return (I)x;
-}
-inline int __float2int_rz(float x) { return saturate<int>(x, INT_MIN, INT_MAX); }
-inline long long __float2ll_rz(float x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
-inline int __double2int_rz(double x) { return saturate<int>(x, INT_MIN, INT_MAX); }
-inline long long __double2ll_rz(double x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
-inline int atomicCAS(int* p, int compare, int value) { int old = *p; if (old == compare) *p = value; return old; }
-/* a simulated grid: the host sets which thread of which block runs next */
-struct gc_dim3 { unsigned x, y, z; };
-gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
-extern "C" void gc_set_thread(unsigned block, unsigned thread, unsigned blocks, unsigned per_block) {
-  blockIdx.x = block; threadIdx.x = thread; gridDim.x = blocks; blockDim.x = per_block;
-}
-"""
 INTS = {"int32": np.array([0, 1, -1, 7, -7, 3, -3, 2**31 - 1, -2**31, 100], np.int32),
         "int64": np.array([0, 1, -1, 7, -7, 3, -3, 2**63 - 1, -2**63, 100], np.int64)}
 COUNTS = {"int32": np.array([0, 1, 5, 31, 32, 33, -1, 64, 3, 31], np.int32),
@@ -408,14 +378,8 @@ def test_scalar_semantics_compiled_as_host_code_match_numpy(tmp_path):
 
 def _host_library(programs: list[tuple[str, ir.Program]], directory: Path) -> object:
     """The programs' rendered functions compiled as host C++ (the prelude once, CUDA's intrinsics shimmed)."""
-    import ctypes
-
     source, _ = translation_unit(programs)
-    (directory / "host.cpp").write_text(HOST_SHIMS + source)
-    library = directory / "host.so"
-    subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w", "-o", str(library),
-                    str(directory / "host.cpp")], check=True, capture_output=True, timeout=120)
-    return ctypes.CDLL(str(library))
+    return compile_host(HOST_SHIMS + source, directory / "host.cpp")
 
 
 @pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
