@@ -50,7 +50,7 @@ from graphc.backends.compiled import (
 )
 from graphc.backends.cuda.cublas import Cublas, column_major
 from graphc.backends.cuda.nvcc import compile_module
-from graphc.backends.cuda.render import CudaModule, GemmCall, Launch, render
+from graphc.backends.cuda.render import BLOCK, CudaModule, GemmCall, Launch, render  # BLOCK: threads per block
 from graphc.errors import BackendUnavailableError, ShapeError
 from graphc.graph.node import Node, Tensor
 from graphc.lower import ir
@@ -59,7 +59,6 @@ from graphc.lower.shapes import ShapeResolver
 from graphc.ops.scalar import Call, Expr
 from graphc.runtime.plan import Plan
 
-BLOCK = 256  # threads per block
 BLOCKS_PER_MULTIPROCESSOR = 32  # the grid cap: more blocks than this only add scheduling
 INSTALL = ("install it with `pip install 'graphc[cuda]'` (pycuda builds against a CUDA toolkit: install one that "
            "ships nvcc and cuBLAS, and an NVIDIA driver)")

@@ -23,15 +23,24 @@ The interface with the runtime:
   reduction (a bias gradient: zero ``F`` accumulators, add each of ``N`` rows into them, store them) is then
   three launches of ``F`` threads, and each column's results are bit-identical to the serial order's (the
   same additions in the same order); a nest whose iterations are all independent runs with no rows at all;
+* a parallel loop over rows whose body is row statements and column loops that reduce (sum, max, softmax,
+  log-softmax, layer norm, cross-entropy: ``_block_rows`` says what is proved) runs a block of threads per
+  row, the blocks striding over the rows: ``threads`` is the rows times ``BLOCK`` (256, which must be the
+  runtime's block size, so that its blocks give one per row). Each column loop is split across the block's
+  threads (thread t takes columns t, t + blockDim, …), a barrier follows it, and each reassociable
+  accumulation is combined by a tree in shared memory (``GRAPHC_SHARED``, a macro a host build can define)
+  whose result every thread then reads. Sums and extrema thus differ from the serial order's by
+  reassociation only, which the IR allows for these accumulations (``Assign.reassociate``);
 * the other top-level statements (size checks, loops that cannot be proved independent, such as a full
   reduction into one local, declarations) run in a launch of one thread; a ``Gemm`` is a ``GemmCall``
   whose enclosing sequential loops the host runs.
 
 Only correctness is checked so far (nvcc compiles every program to PTX; host C++ runs the launches on a
-simulated grid): the speed on a GPU is not measured yet, the column interchange's included. Not done: a warp
-or block per row for reductions (a row reduction is one thread's loop), a tree over the rows for column
-reductions with few columns (each column's rows run on one thread), 32-bit index arithmetic where sizes
-allow, and parallelizing what stays serial (a full reduction, a scatter-add through indices read from memory).
+simulated grid, a block's threads concurrently): the speed on a GPU is not measured yet, the column interchange's
+and the block per row included. Not done: warp shuffles in place of the shared-memory tree, a warp rather than
+a block for short rows, a tree over the rows for column reductions with few columns (each column's rows run on
+one thread), 32-bit index arithmetic where sizes allow, and parallelizing what stays serial (a full reduction,
+a scatter-add through indices read from memory).
 
 The semantics are the LLVM renderer's (graphc/backends/llvm/render.py), primitive by primitive: IEEE float
 arithmetic with no contraction into fused multiply-adds (products are ``__fmul_rn``/``__dmul_rn``, which nvcc
@@ -59,6 +68,7 @@ from graphc.lower import ir
 from graphc.ops import scalar
 from graphc.ops.scalar import Call, Const, Expr
 
+BLOCK = 256  # threads per block of a block-per-row launch: executable.py's block size must equal it
 C_TYPE = {"bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
 MEMORY_TYPE = {**C_TYPE, "bool": "unsigned char"}  # numpy stores a bool in one byte
 
@@ -66,6 +76,10 @@ PRELUDE = r"""#ifndef GRAPHC_CUDA_PRELUDE
 #define GRAPHC_CUDA_PRELUDE
 #ifndef GRAPHC_FN
 #define GRAPHC_FN __device__ __forceinline__
+#endif
+/* an array shared by a block's threads (a host build defines its own) */
+#ifndef GRAPHC_SHARED
+#define GRAPHC_SHARED(type, name, count) __shared__ type name[count]
 #endif
 /* integer arithmetic wraps modulo 2^bits (on unsigned values: a signed overflow is undefined in C) */
 GRAPHC_FN int gc_add(int a, int b) { return (int)((unsigned)a + (unsigned)b); }
@@ -184,6 +198,7 @@ class _Part:
     parallel: ir.Loop | None = None
     guard: tuple[Expr, ...] = ()
     interchange: tuple[list[ir.Loop], list[ir.Loop]] | None = None  # (rows, columns) of a sequential nest
+    block: dict[int, list[tuple[ir.Local, Call]]] | None = None  # block per row: _block_rows
 
 
 def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
@@ -207,7 +222,7 @@ def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list
                                    "GEMMs from the host unconditionally")
             steps += _gemm_calls(s, (), where)
         elif isinstance(s, ir.Loop) and s.parallel and _independent(s):
-            steps.append(_Part([s], s, guard))
+            steps.append(_Part([s], s, guard, block=_block_rows(s) if len(_collapsed(s)) == 1 else None))
         elif isinstance(s, ir.Loop) and (swapped := _interchanged(s)) is not None:
             steps.append(_Part([s], None, guard, swapped))
         elif (isinstance(s, ir.If) and _on_dims(s.condition)
@@ -287,7 +302,15 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
     params += ["const long long* __restrict__ dims", "int* __restrict__ status"]
     read_locals = _live_locals(part.body)
     writer = _Writer({b: f"b{position[b]}" for b in buffers}, read_locals)
-    lines = [f'extern "C" __global__ void {name}({", ".join(params)}) {{', "  if (*status) return;"]
+    lines = [f'extern "C" __global__ void {name}({", ".join(params)}) {{']
+    if part.block is None:
+        lines.append("  if (*status) return;")
+    else:  # every thread of a block sees one value, so all of them reach the same barriers
+        lines += ["  GRAPHC_SHARED(int, failed, 1);", "  if (threadIdx.x == 0) failed[0] = *status;",
+                  "  __syncthreads();", "  if (failed[0]) return;"]
+        dtypes = sorted({local.dtype for reductions in part.block.values() for local, _ in reductions
+                         if local.name in read_locals})
+        lines += [f"  GRAPHC_SHARED({C_TYPE[d]}, partial_{d}, {BLOCK});" for d in dtypes]
     lines += [f"  const long long dim_{slot} = dims[{slot}];" for slot in sorted(dims)]
     lines += [f"  {C_TYPE[dtype]} {local} = {_zero(dtype)};" for local, dtype in _locals(part.body)
               if local in read_locals]
@@ -296,7 +319,9 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
         for more in part.guard[2:]:
             condition = scalar.logical_and(condition, more)
         lines.append(f"  if (!{writer.inline(condition, lines, 1)}) return;")
-    if part.parallel is not None:
+    if part.block is not None:
+        threads = _block_per_row(part.parallel, part.block, writer, lines)
+    elif part.parallel is not None:
         nest = _collapsed(part.parallel)
         threads = _grid_stride(nest, writer, lines)
         writer.statements(nest[-1].body, lines, 2)
@@ -314,6 +339,113 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
         threads = ir.const(1)
     lines.append("}")
     return "\n".join(lines), Launch(name, tuple(position[b] for b in buffers), threads)
+
+
+# -- a block of threads per row: row reductions -------------------------------------------------------------
+_REDUCERS = ("add", "maximum", "minimum")  # combined across a block's threads in any order (reassociable)
+
+
+def _block_rows(loop: ir.Loop) -> dict[int, list[tuple[ir.Local, Call]]] | None:
+    """The column loops of the parallel ``loop``'s body by ``id``, each with the accumulators it reduces
+    ((local, combining primitive)), when each row may run on a block of threads that split every column loop
+    (a row reduction: sum, max, softmax, layer norm, cross-entropy); else None.
+
+    The body is row statements (no loops; the same values on every thread of the block) and column loops
+    (its top-level loops) whose iterations provably touch disjoint elements of what they write
+    (``_disjoint``), with no ``Fail`` (a thread leaving early would miss the barriers). A column loop assigns
+    the locals declared outside it only by reassociable updates ``acc = op(acc, value)`` (op: add with a 0
+    start, maximum or minimum), reading ``acc`` nowhere else: after the loop the block combines the threads'
+    partial values, so the statements after it read the row's result. Row stores go to buffers nothing else in
+    the body touches (every thread stores the same value), and row statements read no local a column loop
+    declares. At least one column loop reduces something (else the collapsed nests serve)."""
+    rows = [s for s in loop.body if not isinstance(s, ir.Loop)]
+    columns = [s for s in loop.body if isinstance(s, ir.Loop)]
+    if not columns or any(isinstance(x, ir.Loop) for x in ir.walk_statements(rows)):
+        return None
+    assigned_in_rows = {s.local.name for s in ir.walk_statements(rows) if isinstance(s, ir.Assign)}
+    starts = {s.local.name: s.value for s in rows if isinstance(s, ir.Declare)}
+    found: dict[int, list[tuple[ir.Local, Call]]] = {}
+    for column in columns:
+        inner = list(ir.walk_statements(column.body))
+        if not _on_dims(column.extent) or any(isinstance(x, ir.Fail) for x in inner):
+            return None
+        if not _disjoint([column], loop.index):
+            return None
+        reductions = []
+        for name in sorted(_outside_locals(column.body)):
+            assigns = [s for s in inner if isinstance(s, ir.Assign) and s.local.name == name]
+            if not assigns:
+                continue  # only read: a row value, the same on every thread
+            reduction = _reduction(name, assigns, inner, starts.get(name))
+            reduced = {local.name for r in found.values() for local, _ in r}
+            if reduction is None or name in assigned_in_rows or name in reduced:
+                return None
+            reductions.append(reduction)
+        found[id(column)] = reductions
+    if not any(found.values()):
+        return None
+    row_stores = {s.buffer for s in ir.walk_statements(rows) if isinstance(s, ir.Store)}
+    touched = [s.buffer for s in ir.walk_statements(columns) if isinstance(s, ir.Store)]
+    touched += [e.buffer for s in ir.walk_statements(loop.body) for e in _expressions(s) if isinstance(e, ir.Load)]
+    if row_stores & set(touched):
+        return None
+    column_locals = {s.local.name for s in ir.walk_statements(columns) if isinstance(s, ir.Declare)}
+    read_in_rows = {e.name for s in ir.walk_statements(rows) for e in _expressions(s) if isinstance(e, ir.Local)}
+    return None if read_in_rows & column_locals else found
+
+
+def _reduction(name: str, assigns: list[ir.Assign], inner: list[ir.Stmt],
+               start: Expr | None) -> tuple[ir.Local, Call] | None:
+    """(local, its first update) when every assignment of local ``name`` in a column loop (``inner``: its statements)
+    is the same reassociable ``acc = op(acc, value)`` with ``acc`` read nowhere else, from a ``start``
+    declared in the row that the block may combine once per thread (0 for a sum); else None."""
+    local = assigns[0].local
+    kinds = {a.value.primitive.name if isinstance(a.value, Call) else None for a in assigns}
+    if start is None or not all(a.reassociate for a in assigns) or len(kinds) != 1 or None in kinds:
+        return None
+    (kind,) = kinds
+    if kind not in _REDUCERS or kind == "add" and not (isinstance(start, Const) and start.value == 0):
+        return None
+    if any(local not in a.value.args for a in assigns):
+        return None
+    reads = sum(1 for s in inner for e in _expressions(s) if isinstance(e, ir.Local) and e.name == name)
+    return (local, assigns[0].value) if reads == len(assigns) else None
+
+
+def _block_per_row(loop: ir.Loop, reductions: dict[int, list[tuple[ir.Local, Call]]], writer: _Writer,
+                   lines: list[str]) -> ir.Expr:
+    """Renders ``loop`` (see ``_block_rows``) as one block per row, blocks striding over the rows: the row
+    statements run on every thread, thread t takes the columns t, t + blockDim, … of each column loop, a
+    barrier follows each column loop (what it stored is then visible to the whole block), and each
+    accumulator's partial values are combined by a tree in shared memory whose result every thread reads.
+    Returns the threads to launch: ``BLOCK`` per row, so that the runtime's blocks of ``BLOCK`` give a block
+    per row. The sums and extrema are the serial loop's up to reassociation, which the IR allows."""
+    head = loop.index.name
+    lines.append(f"  const long long n_{head} = {writer.inline(loop.extent, lines, 1)};")
+    lines.append(f"  for (long long {head} = blockIdx.x; {head} < n_{head}; {head} += gridDim.x) {{")
+    for s in loop.body:
+        if not isinstance(s, ir.Loop):
+            writer.statement(s, lines, 2)
+            continue
+        i = s.index.name
+        extent = writer.inline(s.extent, lines, 2)
+        lines.append(f"    for (long long {i} = threadIdx.x, n_{i} = {extent}; {i} < n_{i}; {i} += blockDim.x) {{")
+        writer.statements(s.body, lines, 3)
+        lines += ["    }", "    __syncthreads();"]
+        for local, update in reductions[id(s)]:
+            if local.name not in writer.read_locals:
+                continue
+            partial = f"partial_{local.dtype}"
+            mine, other = f"{partial}[threadIdx.x]", f"{partial}[threadIdx.x + stride]"
+            combine = _PRIMITIVES[update.primitive.name](update, [mine, other])
+            lines += [f"    {mine} = {local.name};", "    __syncthreads();",
+                      "    for (unsigned stride = 1; stride < blockDim.x; stride *= 2) {",
+                      "      if (threadIdx.x % (2 * stride) == 0 && threadIdx.x + stride < blockDim.x)",
+                      f"        {mine} = {combine};",
+                      "      __syncthreads();", "    }",
+                      f"    {local.name} = {partial}[0];", "    __syncthreads();"]
+    lines.append("  }")
+    return ir.mul(loop.extent, ir.const(BLOCK))
 
 
 # -- collapsing a perfect loop nest into one grid-stride index ----------------------------------------------

@@ -5,9 +5,11 @@ C++ (g++ with the CUDA shim of test_render.py: IEEE intrinsics, no contraction),
 library; a run then does what ``CUDAExecutable.run`` does, step for step, on host memory: the run-time sizes
 resolved and checked, the temps placed in one arena by ``plan_arena`` (filled with 0xff bytes: NaN in every
 float, so a value read before it is written shows), the outputs filled the same way, each ``Launch`` run as
-every thread of a small simulated grid (blocks of 3 threads, at most 2 blocks: fewer threads than elements,
+every thread of a small simulated grid (blocks of 4 threads, at most 2 blocks: fewer threads than elements,
 so the grid-stride loops and the index recovery are exercised; a serial part on one thread; none for 0
-threads), each ``GemmCall`` as the column-major GEMMs executable.py would issue to cuBLAS (computed by numpy
+threads; a launch whose threads synchronize — a block per row, its reductions a tree in shared memory — runs
+each block's threads as concurrent host threads meeting at a barrier, fewer threads than a row's columns),
+each ``GemmCall`` as the column-major GEMMs executable.py would issue to cuBLAS (computed by numpy
 on views of the buffers), and the status word checked after each step (a failure raises the program's
 message, as ``CUDAExecutable`` does).
 
@@ -45,7 +47,10 @@ from graphc.runtime.plan import Plan, make_plan
 
 # -- host C++ standing in for CUDA C ------------------------------------------------------------------------
 GXX = shutil.which("g++")
-HOST_SHIMS = r"""#include <climits>
+HOST_SHIMS = r"""#include <barrier>
+#include <climits>
+#include <thread>
+#include <vector>
 #include <cmath>
 #include <math.h>
 #define __global__
@@ -70,13 +75,37 @@ inline long long __float2ll_rz(float x) { return saturate<long long>(x, LLONG_MI
 inline int __double2int_rz(double x) { return saturate<int>(x, INT_MIN, INT_MAX); }
 inline long long __double2ll_rz(double x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
 inline int atomicCAS(int* p, int compare, int value) { int old = *p; if (old == compare) *p = value; return old; }
-/* a simulated grid: the host sets which thread of which block runs next */
+/* a simulated grid: the host sets which thread of which block the calling host thread is */
 struct gc_dim3 { unsigned x, y, z; };
-gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
+thread_local gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
 extern "C" void gc_set_thread(unsigned block, unsigned thread, unsigned blocks, unsigned per_block) {
   blockIdx.x = block; threadIdx.x = thread; gridDim.x = blocks; blockDim.x = per_block;
 }
+/* a block's threads as host threads: __shared__ arrays are function statics (one block runs at a time), and
+   __syncthreads is a barrier of the block's threads */
+#define GRAPHC_SHARED(type, name, count) static type name[count]
+std::barrier<>* gc_block_barrier = nullptr;
+inline void __syncthreads() { gc_block_barrier->arrive_and_wait(); }
+/* every launched function takes only pointers: called with ARGUMENTS (emulate.py) of them, the extra ones
+   ignored (in the host ABIs, x86-64 and AArch64, the caller passes and removes them; the callee reads its own) */
+extern "C" void gc_run_blocks(void* function, void** args, unsigned blocks, unsigned per_block) {
+  for (unsigned block = 0; block < blocks; ++block) {
+    std::barrier<> barrier(per_block);
+    gc_block_barrier = &barrier;
+    std::vector<std::thread> threads;
+    for (unsigned thread = 0; thread < per_block; ++thread)
+      threads.emplace_back([=] {
+        gc_set_thread(block, thread, blocks, per_block);
+        GC_CALL(function, args);
+      });
+    for (std::thread& t : threads) t.join();
+  }
+}
 """
+
+ARGUMENTS = 64  # GC_ARGUMENTS: the most pointers a launched function may take in emulation
+HOST_SHIMS = HOST_SHIMS.replace("GC_CALL(function, args);", "((void (*)({}))function)({});".format(
+    ", ".join(["void*"] * ARGUMENTS), ", ".join(f"args[{k}]" for k in range(ARGUMENTS))))
 
 
 def compile_host(source: str, path: Path) -> ctypes.CDLL:
@@ -86,14 +115,14 @@ def compile_host(source: str, path: Path) -> ctypes.CDLL:
         raise RuntimeError("emulate: g++ is not on PATH")
     path.write_text(source)
     library = path.with_suffix(".so")
-    result = subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-w",
-                             "-o", str(library), str(path)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([GXX, "-std=c++20", "-pthread", "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared",
+                             "-fPIC", "-w", "-o", str(library), str(path)], capture_output=True, text=True, timeout=300)
     if result.returncode:
         raise AssertionError(f"emulate: g++ failed:\n{result.stderr[:4000]}")
     return ctypes.CDLL(str(library))
 
 
-BLOCK, BLOCKS = 3, 2  # the simulated grid: threads per block, most blocks
+BLOCK, BLOCKS = 4, 2  # the simulated grid: threads per block, most blocks
 GARBAGE = 0xFF  # the byte uninitialized memory holds: NaN in float32 and float64
 
 
@@ -107,7 +136,8 @@ class EmulatedExecutable:
         self.partition, self.lowered = lower_plan(plan)
         self.module: CudaModule = render(self.lowered.program, prefix=prefix)
         self.library: ctypes.CDLL | None = None
-        self.steps_run = {"launches": 0, "gemms": 0}  # what runs did (to tell a test covered both)
+        self.steps_run = {"launches": 0, "gemms": 0, "block launches": 0}  # what runs did (what tests covered)
+        self.synchronizing = synchronizing(self.module)
 
     @property
     def program(self) -> ir.Program:
@@ -176,6 +206,13 @@ class EmulatedExecutable:
         buffers = self.program.buffers
         pointers = [_pointer(arrays[buffers[b]]) for b in step.buffers] + [_pointer(dims), _pointer(status)]
         function = getattr(self.library, step.function)
+        if step.function in self.synchronizing:
+            assert len(pointers) <= ARGUMENTS, f"emulate: {step.function} takes more than {ARGUMENTS} pointers"
+            arguments = (ctypes.c_void_p * ARGUMENTS)(*pointers)
+            self.library.gc_run_blocks(ctypes.cast(function, ctypes.c_void_p), arguments, grid, block)
+            self.steps_run["launches"] += 1
+            self.steps_run["block launches"] += 1
+            return
         for thread in reversed(range(grid * block)):
             self.library.gc_set_thread(thread // block, thread % block, grid, block)
             function(*pointers)
@@ -197,6 +234,12 @@ class EmulatedExecutable:
             column_major_gemm(arguments, arrays[g.b].view(g.dtype), arrays[g.a].view(g.dtype),
                               arrays[g.c].view(g.dtype), g.alpha, g.beta)
             self.steps_run["gemms"] += 1
+
+
+def synchronizing(module: CudaModule) -> set[str]:
+    """The names of ``module``'s functions whose threads meet at barriers (run concurrently in emulation)."""
+    chunks = module.source.split('extern "C" __global__ void ')[1:]
+    return {chunk.split("(", 1)[0] for chunk in chunks if "__syncthreads()" in chunk.split("\n}", 1)[0]}
 
 
 def column_major_gemm(call: ColumnMajorGemm, a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float,
@@ -299,5 +342,6 @@ def build(programs: list[Emulated], directory: Path, chunks: int = 2) -> None:
         libraries = list(pool.map(compile_group, range(len(groups))))
     for group, library in zip(groups, libraries):
         library.gc_set_thread.argtypes = [ctypes.c_uint] * 4
+        library.gc_run_blocks.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
         for program in group:
             program.executable.library, program.directory = library, directory

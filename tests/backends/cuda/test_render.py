@@ -164,21 +164,51 @@ def _functions(module: CudaModule) -> dict[str, str]:
     return {chunk.split("(", 1)[0]: chunk.split("\n}", 1)[0] for chunk in chunks}
 
 
-def test_parallel_loop_around_a_reduction_is_a_grid_stride_launch_over_its_rows():
+def _row_sum(start: float) -> ir.Program:
+    """``out[i] = start + sum_j exp(x[i, j])`` over run-time rows of 8 columns, as the lowering builds it."""
     x, out = _buffer("x", "float32", ir.Dim(1), 8, role="feed"), _buffer("out", "float32", ir.Dim(1))
     i, j, total = ir.Index("i0"), ir.Index("i1"), ir.Local("acc0", "float32")
-    row = (ir.Declare(total, scalar.constant(0.0, "float32")), ir.Loop(j, ir.const(8), (
+    row = (ir.Declare(total, scalar.constant(start, "float32")), ir.Loop(j, ir.const(8), (
         ir.Assign(total, scalar.add(total, scalar.exp(ir.Load(x, ir.add(ir.mul(i, 8), j)))), reassociate=True),)),
         ir.Store(out, i, total))
-    module = render(ir.Program([x, out], [ir.LoopKernel("k0", (ir.Loop(i, ir.Dim(1), row, parallel=True),))],
-                               ["run count", "x.shape[0]"]))
+    return ir.Program([x, out], [ir.LoopKernel("k0", (ir.Loop(i, ir.Dim(1), row, parallel=True),))],
+                      ["run count", "x.shape[0]"])
+
+
+def test_row_reduction_is_a_launch_of_one_block_per_row_reducing_in_shared_memory():
+    module = render(_row_sum(0.0))
     (launch,) = module.steps
-    assert launch == Launch("graphc_k0_0", (0, 1), ir.Dim(1)) and module.kernel_of_step == (0,)
+    assert launch == Launch("graphc_k0_0", (0, 1), ir.mul(ir.Dim(1), ir.const(render_module.BLOCK)))
+    assert render_module.BLOCK == 256 and module.kernel_of_step == (0,)
     text = _functions(module)["graphc_k0_0"]
     assert "const float* __restrict__ b0, float* __restrict__ b1, const long long* __restrict__ dims" in text
+    assert "for (long long i0 = blockIdx.x; i0 < n_i0; i0 += gridDim.x)" in text  # blocks stride over rows
+    assert "for (long long i1 = threadIdx.x, n_i1 = 8LL; i1 < n_i1; i1 += blockDim.x)" in text
+    assert "GRAPHC_SHARED(float, partial_float32, 256);" in text and "acc0 = partial_float32[0];" in text
+    assert text.index("__syncthreads();") < text.index("if (failed[0]) return;")  # the status, block-wide
+    # a sum that starts from a value other than 0 would add it once per thread: a thread per row, as before
+    (serial,) = render(_row_sum(1.0)).steps
+    assert serial.threads == ir.Dim(1)
+    text = _functions(render(_row_sum(1.0)))["graphc_k0_0"]
     assert "for (long long i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x; i0 < n_i0; " \
            "i0 += (long long)gridDim.x * blockDim.x)" in text
-    assert "for (long long i1 = 0, n_i1 = 8LL; i1 < n_i1; ++i1)" in text and "expf(b0[" in text
+    assert "for (long long i1 = 0, n_i1 = 8LL; i1 < n_i1; ++i1)" in text and "__syncthreads" not in text
+
+
+def test_softmax_and_cross_entropy_rows_become_block_per_row_launches():
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder("float32", (None, 1000), name="x")
+        labels = gc.placeholder("int64", (None,), name="labels")
+        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(x, labels))
+        fetches = [gc.nn.softmax(x), gc.reduce_sum(x, axis=1), loss, gc.gradients(loss, [x])[0]]
+    module = render(program_of(graph, fetches, {x: np.zeros((4, 1000), np.float32), labels: np.zeros(4, np.int64)}))
+    rows = [s for s in module.steps if isinstance(s, Launch) and s.threads != ir.const(1)]
+    assert rows and all(isinstance(s.threads, scalar.Call) and s.threads.args[1] == ir.const(256) for s in rows)
+    functions = _functions(module)
+    for launch in rows:
+        text = functions[launch.function]
+        assert "blockIdx.x; " in text and text.count("= partial_float32[0];") >= 2  # a max, then a sum
 
 
 def _elementwise(shape: tuple[int | ir.Expr, ...], value: object, transposed: bool = False) -> ir.Program:
