@@ -250,8 +250,9 @@ class FusedLowering:
         if self.maps[tensor.node] != identity or operand.dtype != source.dtype:
             return None
         self._cache_lent = True
-        strides = ir.row_major_strides(self.extent)
-        return RowCache(operand.buffer, lambda scope: ir.flat_index([scope.index[a] for a in identity], strides))
+        # the output's own strides (its shape's dims), the same expressions its final store uses: equal to the
+        # iteration space's at run time, and visibly the same offsets to a backend checking independence
+        return RowCache(operand.buffer, lambda scope: operand.offset([scope.index[a] for a in identity]))
 
     def is_full(self, node: Node) -> bool:
         """Whether ``node`` varies along a reduced axis (so it lives inside the inner loops)."""
