@@ -30,17 +30,21 @@ The interface with the runtime:
   threads (thread t takes columns t, t + blockDim, …), a barrier follows it, and each reassociable
   accumulation is combined by a tree in shared memory (``GRAPHC_SHARED``, a macro a host build can define)
   whose result every thread then reads. Sums and extrema thus differ from the serial order's by
-  reassociation only, which the IR allows for these accumulations (``Assign.reassociate``);
-* the other top-level statements (size checks, loops that cannot be proved independent, such as a full
-  reduction into one local, declarations) run in a launch of one thread; a ``Gemm`` is a ``GemmCall``
-  whose enclosing sequential loops the host runs.
+  reassociation only, which the IR allows for these accumulations (``Assign.reassociate``). A column loop
+  whose lone inner loops touch disjoint elements is collapsed into one index split across the block;
+* serial top-level statements that reduce whole loops into locals (a full reduction to one value: a mean's
+  sum, a loss) run the same way as a single row (``_one_block``): one block of ``BLOCK`` threads splits the
+  collapsed nest of element loops, and every thread runs the statements after it (storing the same values);
+* the other top-level statements (size checks, loops that cannot be proved independent, declarations) run
+  in a launch of one thread; a ``Gemm`` is a ``GemmCall`` whose enclosing sequential loops the host runs.
 
 Only correctness is checked so far (nvcc compiles every program to PTX; host C++ runs the launches on a
 simulated grid, a block's threads concurrently): the speed on a GPU is not measured yet, the column interchange's
 and the block per row included. Not done: warp shuffles in place of the shared-memory tree, a warp rather than
 a block for short rows, a tree over the rows for column reductions with few columns (each column's rows run on
-one thread), 32-bit index arithmetic where sizes allow, and parallelizing what stays serial (a full reduction,
-a scatter-add through indices read from memory).
+one thread), 32-bit index arithmetic where sizes allow, a grid of blocks for a full reduction (one block now:
+a second launch would combine the blocks' values), and parallelizing what stays serial (a scatter-add through
+indices read from memory).
 
 The semantics are the LLVM renderer's (graphc/backends/llvm/render.py), primitive by primitive: IEEE float
 arithmetic with no contraction into fused multiply-adds (products are ``__fmul_rn``/``__dmul_rn``, which nvcc
@@ -209,8 +213,19 @@ def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
         # a local crosses launches (which cannot share one): the kernel runs as a single serial launch
         if len(parts) < len(steps):
             raise CompileError(f"cuda: kernel {kernel.name} shares locals between code around a GEMM")
-        return [_Part(list(kernel.body))]
-    return steps
+        return [_one_block(_Part(list(kernel.body)))]
+    return [_one_block(step) if isinstance(step, _Part) else step for step in steps]
+
+
+def _one_block(part: _Part) -> _Part:
+    """``part`` as one block of threads when it is serial statements reducing whole loops into locals (a full
+    reduction: a mean's sum, a loss): a block-per-row launch of a single row (``_block_rows`` says what is
+    proved), whose ``threads`` are one block's; else ``part`` unchanged (one thread)."""
+    if part.parallel is not None or part.interchange is not None or _outside_locals(part.body):
+        return part
+    row = ir.Loop(ir.Index("row"), ir.const(1), tuple(part.body), parallel=True)  # no kernel index is "row"
+    block = _block_rows(row)
+    return part if block is None else _Part(part.body, row, part.guard, block=block)
 
 
 def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list[_Part | GemmCall]:
@@ -391,6 +406,8 @@ def _block_rows(loop: ir.Loop) -> dict[int, list[tuple[ir.Local, Call]]] | None:
         return None
     column_locals = {s.local.name for s in ir.walk_statements(columns) if isinstance(s, ir.Declare)}
     read_in_rows = {e.name for s in ir.walk_statements(rows) for e in _expressions(s) if isinstance(e, ir.Local)}
+    if any(_outside_locals(column.body) & column_locals for column in columns):
+        return None  # a column loop reads a local of another one: each thread's last value, not the loop's
     return None if read_in_rows & column_locals else found
 
 
@@ -427,10 +444,11 @@ def _block_per_row(loop: ir.Loop, reductions: dict[int, list[tuple[ir.Local, Cal
         if not isinstance(s, ir.Loop):
             writer.statement(s, lines, 2)
             continue
-        i = s.index.name
-        extent = writer.inline(s.extent, lines, 2)
-        lines.append(f"    for (long long {i} = threadIdx.x, n_{i} = {extent}; {i} < n_{i}; {i} += blockDim.x) {{")
-        writer.statements(s.body, lines, 3)
+        nest = _lone_loops(s)
+        if len(nest) == 1 or not _divisible(nest) or not _disjoint(nest, loop.index):
+            nest = [s]
+        _grid_stride(nest, writer, lines, block=True)
+        writer.statements(nest[-1].body, lines, 3)
         lines += ["    }", "    __syncthreads();"]
         for local, update in reductions[id(s)]:
             if local.name not in writer.read_locals:
@@ -639,36 +657,43 @@ def _affine(e: Expr, names: set[str]) -> tuple[dict[str, Expr], Expr] | None:
     return coefficients, combine(left_offset, right_offset)
 
 
-def _grid_stride(nest: list[ir.Loop], writer: _Writer, lines: list[str]) -> ir.Expr:
+def _grid_stride(nest: list[ir.Loop], writer: _Writer, lines: list[str], block: bool = False) -> ir.Expr:
     """Opens the grid-stride loop over the iterations of ``nest`` (each thread recovers the loops' indices
     from its flat index by division and remainder, the innermost fastest) and returns how many threads it
-    wants: the product of the extents (the inner ones clamped at 0, so two negative ones give no work)."""
-    head = nest[0].index.name
-    step = "{} += (long long)gridDim.x * blockDim.x"
-    first = "(long long)blockIdx.x * blockDim.x + threadIdx.x"
+    wants: the product of the extents (the inner ones clamped at 0, so two negative ones give no work).
+    ``block``: the loop strides over the threads of one block instead (a column loop of a block per row)."""
+    head, level = nest[0].index.name, 2 if block else 1
+    pad = "  " * level
+    step = "{} += blockDim.x" if block else "{} += (long long)gridDim.x * blockDim.x"
+    first = "threadIdx.x" if block else "(long long)blockIdx.x * blockDim.x + threadIdx.x"
+    if len(nest) == 1 and block:
+        extent = writer.inline(nest[0].extent, lines, level)
+        bounds = f"{head} = {first}, n_{head} = {extent}; {head} < n_{head}"
+        lines.append(f"{pad}for (long long {bounds}; {step.format(head)}) {{")
+        return nest[0].extent
     if len(nest) == 1:
-        lines.append(f"  const long long n_{head} = {writer.inline(nest[0].extent, lines, 1)};")
-        lines.append(f"  for (long long {head} = {first}; {head} < n_{head}; {step.format(head)}) {{")
+        lines.append(f"{pad}const long long n_{head} = {writer.inline(nest[0].extent, lines, level)};")
+        lines.append(f"{pad}for (long long {head} = {first}; {head} < n_{head}; {step.format(head)}) {{")
         return nest[0].extent
     extents = [nest[0].extent] + [_clamped(loop.extent) for loop in nest[1:]]
     for loop, extent in zip(nest, extents):
-        lines.append(f"  const long long n_{loop.index.name} = {writer.inline(extent, lines, 1)};")
+        lines.append(f"{pad}const long long n_{loop.index.name} = {writer.inline(extent, lines, level)};")
     threads = ir.product(extents)
     flat = f"flat_{head}"
-    lines.append(f"  const long long n_{flat} = {' * '.join(f'n_{loop.index.name}' for loop in nest)};")
-    lines.append(f"  for (long long {flat} = {first}; {flat} < n_{flat}; {step.format(flat)}) {{")
+    lines.append(f"{pad}const long long n_{flat} = {' * '.join(f'n_{loop.index.name}' for loop in nest)};")
+    lines.append(f"{pad}for (long long {flat} = {first}; {flat} < n_{flat}; {step.format(flat)}) {{")
     used = {e.name for s in ir.walk_statements(nest[-1].body) for e in _expressions(s) if isinstance(e, ir.Index)}
     rest = flat
     for depth in range(len(nest) - 1, 0, -1):  # the indices the body uses (nvcc warns of unused variables)
         i = nest[depth].index.name
         if i in used:
-            lines.append(f"    const long long {i} = {rest} % n_{i};")
+            lines.append(f"{pad}  const long long {i} = {rest} % n_{i};")
         if not any(loop.index.name in used for loop in nest[:depth]):
             break
         if depth == 1:
-            lines.append(f"    const long long {head} = {rest} / n_{i};")
+            lines.append(f"{pad}  const long long {head} = {rest} / n_{i};")
         else:
-            lines.append(f"    const long long rest_{i} = {rest} / n_{i};")
+            lines.append(f"{pad}  const long long rest_{i} = {rest} / n_{i};")
             rest = f"rest_{i}"
     return threads
 

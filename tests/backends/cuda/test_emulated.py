@@ -252,3 +252,43 @@ def test_row_reductions_on_blocks_of_threads_match_numpy(rows, number):
     name, _, unknown = ROW_VARIANTS[number]
     blocks = program.executable.steps_run["block launches"]
     assert blocks > 0  # the rows did run on blocks of threads (softmax's cached exponentials included)
+
+
+# -- full reductions to one value: one block of threads, its partial results combined in shared memory ------
+FULL_PROGRAMS = 30_000  # the full reductions' numbers start here
+FULL = {"sum": (gc.reduce_sum, np.sum), "mean": (gc.reduce_mean, np.mean), "max": (gc.reduce_max, np.max)}
+FULL_VARIANTS = [(name, shape, dtype, unknown) for name in FULL for shape in ((3, 37), (37,))
+                 for dtype in ("float32", "float64") for unknown in (False, True)]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """Every full reduction variant's program (37 or 111 elements: more than the emulated block's 4 threads,
+    not a power of two), built in one g++ run."""
+    rng = np.random.default_rng([SEED, 11])
+    programs = []
+    for number, (name, shape, dtype, unknown) in enumerate(FULL_VARIANTS):
+        x_value = rng.uniform(0.5, 2.0, shape).astype(dtype)  # positive: a sum is far from 0 (a relative check)
+        graph = gc.Graph()
+        with graph.as_default():
+            x = gc.placeholder(dtype, (None,) * len(shape) if unknown else shape, name="x")
+            fetch = FULL[name][0](x)
+        programs.append((emulated(graph, [fetch], {x: x_value}, FULL_PROGRAMS + number), {x: x_value},
+                         FULL[name][1](x_value)))
+    build([p for p, _, _ in programs], tmp_path_factory.mktemp("full"), chunks=1)
+    return programs
+
+
+@pytest.mark.parametrize("number", [
+    pytest.param(n, id=f"{name}-{'x'.join(map(str, shape))}-{dtype}{'-none-dims' if unknown else ''}")
+    for n, (name, shape, dtype, unknown) in enumerate(FULL_VARIANTS)])
+def test_full_reductions_on_one_block_of_threads_match_numpy(full, number):
+    """The reduction to one value on a block of 4 concurrent host threads (the grid's second block finds no
+    row): the same value as numpy's up to reassociation, every launch a block's (nothing left serial)."""
+    program, feeds, expected = full[number]
+    (value,), _ = program.run(feeds)
+    rtol = 1e-5 if FULL_VARIANTS[number][2] == "float32" else 1e-12
+    assert value.dtype == expected.dtype and value.shape == ()
+    np.testing.assert_allclose(value, expected, rtol=rtol)
+    counts = program.executable.steps_run
+    assert counts["block launches"] == counts["launches"] > 0

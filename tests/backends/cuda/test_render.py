@@ -203,8 +203,10 @@ def test_softmax_and_cross_entropy_rows_become_block_per_row_launches():
         loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(x, labels))
         fetches = [gc.nn.softmax(x), gc.reduce_sum(x, axis=1), loss, gc.gradients(loss, [x])[0]]
     module = render(program_of(graph, fetches, {x: np.zeros((4, 1000), np.float32), labels: np.zeros(4, np.int64)}))
-    rows = [s for s in module.steps if isinstance(s, Launch) and s.threads != ir.const(1)]
-    assert rows and all(isinstance(s.threads, scalar.Call) and s.threads.args[1] == ir.const(256) for s in rows)
+    rows = [s for s in module.steps if isinstance(s, Launch) and isinstance(s.threads, scalar.Call)]
+    assert rows and all(s.threads.args[1] == ir.const(256) for s in rows)
+    # the mean over the rows' losses is one block (full reductions: test_full_reduction_...); nothing is serial
+    assert all(s in rows or s.threads == ir.const(256) for s in module.steps if isinstance(s, Launch))
     functions = _functions(module)
     for launch in rows:
         text = functions[launch.function]
@@ -283,15 +285,57 @@ def test_serial_statements_share_one_launch_and_fail_sets_the_status():
         ir.Assign(total, scalar.add(total, ir.Load(x, ir.Index("i1"))), reassociate=True),)),
         ir.Store(out, ir.const(0), total)]
     program = ir.Program([x, out], [ir.LoopKernel("k0", (check, copy, *reduce))], ["run count", "n"], ["bad", "size"])
-    module = render(program)
-    assert [s.threads for s in module.steps] == [ir.const(1), ir.const(4), ir.const(1)]
+    module = render(program)  # the sum to one value is one block (test_full_reduction_...)
+    assert [s.threads for s in module.steps] == [ir.const(1), ir.const(4), ir.const(render_module.BLOCK)]
     functions = _functions(module)
     assert list(functions) == ["graphc_k0_0", "graphc_k0_1", "graphc_k0_2"]
-    for text in functions.values():  # nothing runs after a failure
-        assert text.split("{", 1)[1].lstrip().startswith("if (*status) return;")
+    for name in ("graphc_k0_0", "graphc_k0_1"):  # nothing runs after a failure
+        assert functions[name].split("{", 1)[1].lstrip().startswith("if (*status) return;")
+    assert "  __syncthreads();\n  if (failed[0]) return;" in functions["graphc_k0_2"]  # the status, block-wide
     assert "{ atomicCAS(status, 0, 2); return; }" in functions["graphc_k0_0"]
     assert "acc0 = gc_add(acc0, b0[i1]);" in functions["graphc_k0_2"]
     assert render(program).source == module.source  # deterministic: the source is a cache key
+
+
+def _full_sum(start: float = 0.0, reassociate: bool = True, *extra: ir.Stmt) -> ir.Program:
+    """``out[0] = start + sum(x)`` over x of [n, 8] in float32 as the lowering builds a full reduction (a nest of
+    two sequential loops accumulating into one local), ``extra`` statements in the inner loop."""
+    x, out = _buffer("x", "float32", ir.Dim(1), 8, role="feed"), _buffer("out", "float32", role="output")
+    i, j, total = ir.Index("i0"), ir.Index("i1"), ir.Local("acc0", "float32")
+    add = ir.Assign(total, scalar.add(total, ir.Load(x, ir.add(ir.mul(i, 8), j))), reassociate=reassociate)
+    body = (ir.Declare(total, scalar.constant(start, "float32")),
+            ir.Loop(i, ir.Dim(1), (ir.Loop(j, ir.const(8), (add, *extra)),)), ir.Store(out, ir.const(0), total))
+    stored = [s.buffer for s in extra if isinstance(s, ir.Store)]
+    return ir.Program([x, out, *stored], [ir.LoopKernel("k0", body)], ["run count", "x.shape[0]"], ["bad"])
+
+
+def test_full_reduction_to_one_value_is_one_launch_of_one_block():
+    """A sum into one local (a mean, a loss) runs as a block per row of a single row: the block's threads split
+    the collapsed nest of element loops and combine their partial sums in shared memory."""
+    module = render(_full_sum())
+    (launch,) = module.steps
+    assert launch == Launch("graphc_k0_0", (0, 1), ir.const(render_module.BLOCK))
+    text = _functions(module)["graphc_k0_0"]
+    assert "for (long long row = blockIdx.x; row < n_row; row += gridDim.x)" in text  # one block does the work
+    assert "for (long long flat_i0 = threadIdx.x; flat_i0 < n_flat_i0; flat_i0 += blockDim.x)" in text
+    assert "const long long n_flat_i0 = n_i0 * n_i1;" in text and "acc0 = partial_float32[0];" in text
+    assert text.index("acc0 = partial_float32[0];") < text.index("b1[0LL] = acc0;")  # every thread stores the sum
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder("float32", (None, 1000), name="x")
+        mean = gc.reduce_mean(x)
+    (launch,) = render(program_of(graph, [mean], {x: np.zeros((4, 1000), np.float32)})).steps
+    assert launch.threads == ir.const(render_module.BLOCK)
+
+
+def test_full_reductions_the_block_cannot_combine_stay_serial():
+    i1 = ir.Index("i1")
+    fail = ir.If(scalar.gt(i1, ir.const(9)), (ir.Fail(1),))  # which failure is reported must stay the serial one
+    total = ir.Local("acc0", "float32")
+    prefix = ir.Store(_buffer("scan", "float32", 8), i1, total)  # reads the running sum: a scan, not a reduction
+    for program in (_full_sum(1.0), _full_sum(0.0, False), _full_sum(0.0, True, fail), _full_sum(0.0, True, prefix)):
+        (launch,) = render(program).steps
+        assert launch.threads == ir.const(1)
 
 
 def test_size_test_around_parallel_loops_becomes_guarded_launches():
