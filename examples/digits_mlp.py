@@ -11,6 +11,29 @@ from _common import load_digits, parse_args
 import graphc as gc
 
 
+def build_model() -> dict:
+    """The MLP, its loss and accuracy, and an Adam step, built in the default graph."""
+    x = gc.placeholder("float32", shape=(None, 64), name="x")
+    y = gc.placeholder("int64", shape=(None,), name="y")
+    training = gc.placeholder("bool", shape=(), name="training")
+    model = gc.nn.Sequential([
+        gc.nn.Dense(1024, activation=gc.relu), gc.nn.Dropout(0.5),
+        gc.nn.Dense(512, activation=gc.relu), gc.nn.Dropout(0.5),
+        gc.nn.Dense(10),
+    ])
+    logits = model(x, training=training)
+    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(logits, y))
+    accuracy = gc.reduce_mean(gc.cast(gc.equal(gc.argmax(logits, axis=-1), y), "float32"))
+    train_op = gc.train.Adam(1e-3).minimize(loss)
+    return {"x": x, "y": y, "training": training, "loss": loss, "accuracy": accuracy, "train": train_op}
+
+
+def build() -> dict:
+    """The training graph, for ``graphc dump`` and ``graphc viz``."""
+    model = build_model()
+    return {"loss": model["loss"], "train": model["train"]}
+
+
 def main() -> None:
     """Train the MLP with early stopping and print its test accuracy."""
     args = parse_args(__doc__)
@@ -18,18 +41,8 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        x = gc.placeholder("float32", shape=(None, 64), name="x")
-        y = gc.placeholder("int64", shape=(None,), name="y")
-        training = gc.placeholder("bool", shape=(), name="training")
-        model = gc.nn.Sequential([
-            gc.nn.Dense(1024, activation=gc.relu), gc.nn.Dropout(0.5),
-            gc.nn.Dense(512, activation=gc.relu), gc.nn.Dropout(0.5),
-            gc.nn.Dense(10),
-        ])
-        logits = model(x, training=training)
-        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(logits, y))
-        accuracy = gc.reduce_mean(gc.cast(gc.equal(gc.argmax(logits, axis=-1), y), "float32"))
-        train_op = gc.train.Adam(1e-3).minimize(loss)
+        model = build_model()
+    x, y, training, loss, accuracy, train_op = (model[k] for k in ("x", "y", "training", "loss", "accuracy", "train"))
 
     with gc.Session(graph=g) as sess:
         gc.train.fit(sess, train_op, [x, y], (data.x_train, data.y_train), epochs=1 if args.smoke else 60,

@@ -31,6 +31,28 @@ def transformer_block(h: gc.Tensor, heads: int) -> gc.Tensor:
     return h + ffn(gc.nn.LayerNorm()(h))
 
 
+def build_model() -> dict:
+    """The model, its loss and per-token accuracy, and an Adam step, built in the default graph."""
+    tokens = gc.placeholder("int64", shape=(None, LENGTH), name="tokens")
+    targets = gc.placeholder("int64", shape=(None, LENGTH), name="targets")
+    positions = gc.Variable(gc.init.normal((LENGTH, WIDTH), stddev=0.1, seed=0), name="positions")
+    h = gc.nn.Embedding(SYMBOLS, WIDTH)(tokens) + positions
+    h = transformer_block(h, heads=4)
+    logits = gc.nn.Dense(SYMBOLS)(gc.nn.LayerNorm()(h))
+    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(logits, targets))
+    prediction = gc.argmax(logits, axis=-1)
+    accuracy = gc.reduce_mean(gc.cast(gc.equal(prediction, targets), "float32"))
+    train_op = gc.train.Adam(3e-3).minimize(loss)
+    return {"tokens": tokens, "targets": targets, "loss": loss, "prediction": prediction, "accuracy": accuracy,
+            "train": train_op}
+
+
+def build() -> dict:
+    """The training graph, for ``graphc dump`` and ``graphc viz``."""
+    model = build_model()
+    return {"loss": model["loss"], "train": model["train"]}
+
+
 def main() -> None:
     """Train the transformer to reverse sequences and print its held-out token accuracy."""
     args = parse_args(__doc__)
@@ -39,16 +61,9 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        tokens = gc.placeholder("int64", shape=(None, LENGTH), name="tokens")
-        targets = gc.placeholder("int64", shape=(None, LENGTH), name="targets")
-        positions = gc.Variable(gc.init.normal((LENGTH, WIDTH), stddev=0.1, seed=0), name="positions")
-        h = gc.nn.Embedding(SYMBOLS, WIDTH)(tokens) + positions
-        h = transformer_block(h, heads=4)
-        logits = gc.nn.Dense(SYMBOLS)(gc.nn.LayerNorm()(h))
-        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(logits, targets))
-        prediction = gc.argmax(logits, axis=-1)
-        accuracy = gc.reduce_mean(gc.cast(gc.equal(prediction, targets), "float32"))
-        train_op = gc.train.Adam(3e-3).minimize(loss)
+        model = build_model()
+    tokens, targets, loss, prediction, accuracy, train_op = (
+        model[k] for k in ("tokens", "targets", "loss", "prediction", "accuracy", "train"))
 
     with gc.Session(graph=g) as sess:
         gc.train.fit(sess, train_op, [tokens, targets], (train_tokens, train_targets),
