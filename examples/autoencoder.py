@@ -21,6 +21,24 @@ def pca_mse(train: np.ndarray, test: np.ndarray, components: int) -> float:
     return float(np.mean((reconstruction - test) ** 2))
 
 
+def build_model() -> dict:
+    """The autoencoder 64 → 32 → 8 → 32 → 64, its loss and MSE, and an Adam step, built in the default graph."""
+    x = gc.placeholder("float32", shape=(None, 64), name="x")
+    encoder = gc.nn.Sequential([gc.nn.Dense(32, activation=gc.relu), gc.nn.Dense(8)])
+    decoder = gc.nn.Sequential([gc.nn.Dense(32, activation=gc.relu), gc.nn.Dense(64)])
+    logits = decoder(encoder(x))
+    loss = gc.reduce_mean(gc.nn.sigmoid_cross_entropy(logits, x))
+    mse = gc.reduce_mean(gc.square(gc.sigmoid(logits) - x))
+    train_op = gc.train.Adam(3e-3).minimize(loss)
+    return {"x": x, "loss": loss, "mse": mse, "train": train_op}
+
+
+def build() -> dict:
+    """The training graph, for ``graphc dump`` and ``graphc viz``."""
+    model = build_model()
+    return {"loss": model["loss"], "train": model["train"]}
+
+
 def main() -> None:
     """Train the autoencoder and print its test reconstruction error next to PCA's."""
     args = parse_args(__doc__)
@@ -29,13 +47,8 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        x = gc.placeholder("float32", shape=(None, 64), name="x")
-        encoder = gc.nn.Sequential([gc.nn.Dense(32, activation=gc.relu), gc.nn.Dense(8)])
-        decoder = gc.nn.Sequential([gc.nn.Dense(32, activation=gc.relu), gc.nn.Dense(64)])
-        logits = decoder(encoder(x))
-        loss = gc.reduce_mean(gc.nn.sigmoid_cross_entropy(logits, x))
-        mse = gc.reduce_mean(gc.square(gc.sigmoid(logits) - x))
-        train_op = gc.train.Adam(3e-3).minimize(loss)
+        model = build_model()
+    x, loss, mse, train_op = (model[k] for k in ("x", "loss", "mse", "train"))
 
     with gc.Session(graph=g) as sess:
         gc.train.fit(sess, train_op, [x], (train_x,), epochs=1 if args.smoke else 150, batch_size=64,

@@ -27,6 +27,28 @@ def residual_block(width: int) -> gc.nn.Residual:
     return gc.nn.Residual(gc.nn.LayerNorm(), gc.nn.Dense(width, activation=gc.relu), gc.nn.Dense(width))
 
 
+def build_model() -> dict:
+    """The residual MLP, its loss and accuracy, and an Adam step, built in the default graph."""
+    x = gc.placeholder("float32", shape=(None, 2), name="x")
+    y = gc.placeholder("float32", shape=(None, 1), name="y")
+    model = gc.nn.Sequential([
+        gc.nn.Dense(64),
+        *(residual_block(64) for _ in range(4)),
+        gc.nn.LayerNorm(), gc.nn.Dense(1),
+    ])
+    logits = model(x)
+    loss = gc.reduce_mean(gc.nn.sigmoid_cross_entropy(logits, y))
+    accuracy = gc.reduce_mean(gc.cast(gc.equal(gc.cast(logits > 0, "float32"), y), "float32"))
+    train_op = gc.train.Adam(1e-3).minimize(loss)
+    return {"x": x, "y": y, "loss": loss, "accuracy": accuracy, "train": train_op}
+
+
+def build() -> dict:
+    """The training graph, for ``graphc dump`` and ``graphc viz``."""
+    model = build_model()
+    return {"loss": model["loss"], "train": model["train"]}
+
+
 def main() -> None:
     """Train the residual MLP on the spirals and print its test accuracy."""
     args = parse_args(__doc__)
@@ -35,17 +57,8 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        x = gc.placeholder("float32", shape=(None, 2), name="x")
-        y = gc.placeholder("float32", shape=(None, 1), name="y")
-        model = gc.nn.Sequential([
-            gc.nn.Dense(64),
-            *(residual_block(64) for _ in range(4)),
-            gc.nn.LayerNorm(), gc.nn.Dense(1),
-        ])
-        logits = model(x)
-        loss = gc.reduce_mean(gc.nn.sigmoid_cross_entropy(logits, y))
-        accuracy = gc.reduce_mean(gc.cast(gc.equal(gc.cast(logits > 0, "float32"), y), "float32"))
-        train_op = gc.train.Adam(1e-3).minimize(loss)
+        model = build_model()
+    x, y, loss, accuracy, train_op = (model[k] for k in ("x", "y", "loss", "accuracy", "train"))
 
     with gc.Session(graph=g) as sess:
         gc.train.fit(sess, train_op, [x, y], (train_x, train_y), epochs=1 if args.smoke else 60, batch_size=64,

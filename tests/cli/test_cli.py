@@ -390,10 +390,13 @@ def test_the_demo_example_dumps(capsys):
     assert "add(x2, gradients/log_grad/div)" in out and "sub(x1, gradients/sin_grad/cos)" in out
 
 
-@pytest.mark.parametrize("script", ["digits_cnn.py", "digits_mlp.py", "transformer.py"])
-def test_training_examples_show_their_training_graph(script, capsys):
+@pytest.mark.parametrize("script, loss", [
+    ("digits_cnn.py", "sparse_softmax_cross_entropy"), ("digits_mlp.py", "sparse_softmax_cross_entropy"),
+    ("transformer.py", "sparse_softmax_cross_entropy"), ("residual_mlp.py", "sigmoid_cross_entropy"),
+    ("autoencoder.py", "sigmoid_cross_entropy")])
+def test_training_examples_show_their_training_graph(script, loss, capsys):
     # their build() gives the training step (loss and Adam update), without training anything
     path = Path(__file__).resolve().parents[2] / "examples" / script
     assert main(["dump", str(path), "--stage", "raw", "--no-sources"]) == 0
     out = capsys.readouterr().out
-    assert "Adam" in out and "sparse_softmax_cross_entropy" in out
+    assert "Adam" in out and f"= {loss}(" in out
