@@ -253,6 +253,21 @@ def op_expression(op: Any, dtypes: Sequence[str], attrs: Mapping[str, Any] | Non
 
 
 # -- walking, evaluating, printing ---------------------------------------------------------------------
+def primitive_table(table: dict[str, Any]) -> Callable[..., Callable[[Any], Any]]:
+    """A decorator filling ``table`` (primitive name -> function): how a renderer (LLVM IR, CUDA C) registers
+    its translation of each primitive, ``@primitive("add", "sub")``."""
+
+    def primitive(*names: str) -> Callable[[Any], Any]:
+        def register(fn: Any) -> Any:
+            for name in names:
+                table[name] = fn
+            return fn
+
+        return register
+
+    return primitive
+
+
 def walk(expr: Expr) -> list[Expr]:
     """Every distinct subexpression of ``expr``, operands before their calls (each once)."""
     seen: dict[Expr, None] = {}

@@ -861,13 +861,7 @@ Emit = Callable[[Call, list[str]], str]
 _PRIMITIVES: dict[str, Emit] = {}
 
 
-def _primitive(*names: str) -> Callable[[Emit], Emit]:
-    def register(fn: Emit) -> Emit:
-        for name in names:
-            _PRIMITIVES[name] = fn
-        return fn
-
-    return register
+_primitive = scalar.primitive_table(_PRIMITIVES)
 
 
 def _float(call: Call) -> bool:

@@ -48,6 +48,7 @@ from llvmlite import ir as ll
 from graphc.backends.llvm import vmath
 from graphc.graph.dtypes import FLOATS
 from graphc.lower import ir
+from graphc.ops import scalar
 from graphc.ops.scalar import Call, Const, Expr
 
 ENTRY = "graphc_entry"
@@ -611,13 +612,7 @@ Emit = Callable[[_Emitter, Call, list[ll.Value], bool], ll.Value]
 _PRIMITIVES: dict[str, Emit] = {}
 
 
-def _primitive(*names: str) -> Callable[[Emit], Emit]:
-    def register(fn: Emit) -> Emit:
-        for name in names:
-            _PRIMITIVES[name] = fn
-        return fn
-
-    return register
+_primitive = scalar.primitive_table(_PRIMITIVES)
 
 
 def _is_float(e: Expr) -> bool:
