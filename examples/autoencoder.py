@@ -21,8 +21,9 @@ def pca_mse(train: np.ndarray, test: np.ndarray, components: int) -> float:
     return float(np.mean((reconstruction - test) ** 2))
 
 
-def build_model() -> dict:
-    """The autoencoder 64 → 32 → 8 → 32 → 64, its loss and MSE, and an Adam step, built in the default graph."""
+def build() -> dict:
+    """The autoencoder 64 → 32 → 8 → 32 → 64, its loss and MSE, and an Adam step, built in the default graph
+    (``graphc dump``/``graphc viz`` show the tensors it returns)."""
     x = gc.placeholder("float32", shape=(None, 64), name="x")
     encoder = gc.nn.Sequential([gc.nn.Dense(32, activation=gc.relu), gc.nn.Dense(8)])
     decoder = gc.nn.Sequential([gc.nn.Dense(32, activation=gc.relu), gc.nn.Dense(64)])
@@ -33,11 +34,6 @@ def build_model() -> dict:
     return {"x": x, "loss": loss, "mse": mse, "train": train_op}
 
 
-def build() -> dict:
-    """The training graph, for ``graphc dump`` and ``graphc viz``."""
-    model = build_model()
-    return {"loss": model["loss"], "train": model["train"]}
-
 
 def main() -> None:
     """Train the autoencoder and print its test reconstruction error next to PCA's."""
@@ -47,7 +43,7 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        model = build_model()
+        model = build()
     x, loss, mse, train_op = (model[k] for k in ("x", "loss", "mse", "train"))
 
     with gc.Session(graph=g) as sess:

@@ -11,8 +11,9 @@ from _common import load_digits, parse_args
 import graphc as gc
 
 
-def build_model() -> dict:
-    """The MLP, its loss and accuracy, and an Adam step, built in the default graph."""
+def build() -> dict:
+    """The MLP, its loss and accuracy, and an Adam step, built in the default graph
+    (``graphc dump``/``graphc viz`` show the tensors it returns)."""
     x = gc.placeholder("float32", shape=(None, 64), name="x")
     y = gc.placeholder("int64", shape=(None,), name="y")
     training = gc.placeholder("bool", shape=(), name="training")
@@ -28,11 +29,6 @@ def build_model() -> dict:
     return {"x": x, "y": y, "training": training, "loss": loss, "accuracy": accuracy, "train": train_op}
 
 
-def build() -> dict:
-    """The training graph, for ``graphc dump`` and ``graphc viz``."""
-    model = build_model()
-    return {"loss": model["loss"], "train": model["train"]}
-
 
 def main() -> None:
     """Train the MLP with early stopping and print its test accuracy."""
@@ -41,7 +37,7 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        model = build_model()
+        model = build()
     x, y, training, loss, accuracy, train_op = (model[k] for k in ("x", "y", "training", "loss", "accuracy", "train"))
 
     with gc.Session(graph=g) as sess:

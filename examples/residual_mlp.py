@@ -27,8 +27,9 @@ def residual_block(width: int) -> gc.nn.Residual:
     return gc.nn.Residual(gc.nn.LayerNorm(), gc.nn.Dense(width, activation=gc.relu), gc.nn.Dense(width))
 
 
-def build_model() -> dict:
-    """The residual MLP, its loss and accuracy, and an Adam step, built in the default graph."""
+def build() -> dict:
+    """The residual MLP, its loss and accuracy, and an Adam step, built in the default graph
+    (``graphc dump``/``graphc viz`` show the tensors it returns)."""
     x = gc.placeholder("float32", shape=(None, 2), name="x")
     y = gc.placeholder("float32", shape=(None, 1), name="y")
     model = gc.nn.Sequential([
@@ -43,11 +44,6 @@ def build_model() -> dict:
     return {"x": x, "y": y, "loss": loss, "accuracy": accuracy, "train": train_op}
 
 
-def build() -> dict:
-    """The training graph, for ``graphc dump`` and ``graphc viz``."""
-    model = build_model()
-    return {"loss": model["loss"], "train": model["train"]}
-
 
 def main() -> None:
     """Train the residual MLP on the spirals and print its test accuracy."""
@@ -57,7 +53,7 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        model = build_model()
+        model = build()
     x, y, loss, accuracy, train_op = (model[k] for k in ("x", "y", "loss", "accuracy", "train"))
 
     with gc.Session(graph=g) as sess:

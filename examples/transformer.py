@@ -31,8 +31,9 @@ def transformer_block(h: gc.Tensor, heads: int) -> gc.Tensor:
     return h + ffn(gc.nn.LayerNorm()(h))
 
 
-def build_model() -> dict:
-    """The model, its loss and per-token accuracy, and an Adam step, built in the default graph."""
+def build() -> dict:
+    """The model, its loss and per-token accuracy, and an Adam step, built in the default graph
+    (``graphc dump``/``graphc viz`` show the tensors it returns)."""
     tokens = gc.placeholder("int64", shape=(None, LENGTH), name="tokens")
     targets = gc.placeholder("int64", shape=(None, LENGTH), name="targets")
     positions = gc.Variable(gc.init.normal((LENGTH, WIDTH), stddev=0.1, seed=0), name="positions")
@@ -47,11 +48,6 @@ def build_model() -> dict:
             "train": train_op}
 
 
-def build() -> dict:
-    """The training graph, for ``graphc dump`` and ``graphc viz``."""
-    model = build_model()
-    return {"loss": model["loss"], "train": model["train"]}
-
 
 def main() -> None:
     """Train the transformer to reverse sequences and print its held-out token accuracy."""
@@ -61,7 +57,7 @@ def main() -> None:
 
     g = gc.Graph()
     with g.as_default():
-        model = build_model()
+        model = build()
     tokens, targets, loss, prediction, accuracy, train_op = (
         model[k] for k in ("tokens", "targets", "loss", "prediction", "accuracy", "train"))
 
