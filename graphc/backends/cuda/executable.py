@@ -49,7 +49,7 @@ from graphc.backends.compiled import (
     lower_plan,
 )
 from graphc.backends.cuda.cublas import Cublas, column_major
-from graphc.backends.cuda.nvcc import compile_module
+from graphc.backends.cuda.nvcc import Compiled, compile_module
 from graphc.backends.cuda.render import BLOCK, CudaModule, GemmCall, Launch, render  # BLOCK: threads per block
 from graphc.errors import BackendUnavailableError, ShapeError
 from graphc.graph.node import Node, Tensor
@@ -79,6 +79,10 @@ class Gpu:
     def cublas(self) -> Cublas:
         """The process's cuBLAS handle on this context (made on first use)."""
         return Cublas()
+
+    def compile(self, source: str, report: CompileReport) -> Compiled:
+        """``source`` compiled with nvcc for this GPU (or found in the disk cache)."""
+        return compile_module(source, self.arch, report)
 
 
 @functools.cache
@@ -193,7 +197,7 @@ class CUDAExecutable(ShowsProgram):
         started = time.perf_counter()
         self.module: CudaModule = render(self.lowered.program)
         self.report.stages["render"] = time.perf_counter() - started
-        compiled = compile_module(self.module.source, self.gpu.arch, self.report)
+        compiled = self.gpu.compile(self.module.source, self.report)
         self.nvcc_warnings = compiled.warnings
         started = time.perf_counter()
         self._loaded = driver.module_from_buffer(compiled.binary)

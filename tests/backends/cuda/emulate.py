@@ -8,7 +8,7 @@ float, so a value read before it is written shows), the outputs filled the same 
 every thread of a small simulated grid (blocks of 4 threads, at most 2 blocks: fewer threads than elements,
 so the grid-stride loops and the index recovery are exercised; a serial part on one thread; none for 0
 threads; a launch whose threads synchronize — a block per row, its reductions a tree in shared memory — runs
-each block's threads as concurrent host threads meeting at a barrier, fewer threads than a row's columns),
+each block's threads as fibers switched at every barrier, fewer threads than a row's columns),
 each ``GemmCall`` as the column-major GEMMs executable.py would issue to cuBLAS (computed by numpy
 on views of the buffers), and the status word checked after each step (a failure raises the program's
 message, as ``CUDAExecutable`` does).
@@ -47,9 +47,8 @@ from graphc.runtime.plan import Plan, make_plan
 
 # -- host C++ standing in for CUDA C ------------------------------------------------------------------------
 GXX = shutil.which("g++")
-HOST_SHIMS = r"""#include <barrier>
-#include <climits>
-#include <thread>
+HOST_SHIMS = r"""#include <climits>
+#include <ucontext.h>
 #include <vector>
 #include <cmath>
 #include <math.h>
@@ -75,37 +74,71 @@ inline long long __float2ll_rz(float x) { return saturate<long long>(x, LLONG_MI
 inline int __double2int_rz(double x) { return saturate<int>(x, INT_MIN, INT_MAX); }
 inline long long __double2ll_rz(double x) { return saturate<long long>(x, LLONG_MIN, LLONG_MAX); }
 inline int atomicCAS(int* p, int compare, int value) { int old = *p; if (old == compare) *p = value; return old; }
-/* a simulated grid: the host sets which thread of which block the calling host thread is */
+/* a simulated grid: the host sets which thread of which block runs */
 struct gc_dim3 { unsigned x, y, z; };
-thread_local gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
+gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
 extern "C" void gc_set_thread(unsigned block, unsigned thread, unsigned blocks, unsigned per_block) {
   blockIdx.x = block; threadIdx.x = thread; gridDim.x = blocks; blockDim.x = per_block;
 }
-/* a block's threads as host threads: __shared__ arrays are function statics (one block runs at a time), and
-   __syncthreads is a barrier of the block's threads */
+/* a block's threads as fibers (ucontext) of the calling host thread: __shared__ arrays are function statics
+   (one block runs at a time), and __syncthreads switches back to the block's scheduler, which resumes the
+   threads in rounds: each round runs every live thread up to its next barrier, or its end */
 #define GRAPHC_SHARED(type, name, count) static type name[count]
-std::barrier<>* gc_block_barrier = nullptr;
-inline void __syncthreads() { gc_block_barrier->arrive_and_wait(); }
+static const unsigned gc_stack_bytes = 1 << 16;
+static ucontext_t gc_scheduler;
+static std::vector<ucontext_t> gc_fibers;
+static std::vector<char> gc_stacks;
+static std::vector<char> gc_done;
+static unsigned gc_running, gc_block, gc_blocks, gc_per_block;
+static void* gc_function;
+static void** gc_args;
+inline void __syncthreads() { swapcontext(&gc_fibers[gc_running], &gc_scheduler); }
+static void gc_fiber(int thread) {
+  GC_CALL(gc_function, gc_args);
+  gc_done[thread] = 1;
+}
 /* every launched function takes only pointers: called with ARGUMENTS (emulate.py) of them, the extra ones
    ignored (in the host ABIs, x86-64 and AArch64, the caller passes and removes them; the callee reads its own) */
+/* a grid whose threads never synchronize: every thread in turn, the last first */
+extern "C" void gc_run_grid(void* function, void** args, unsigned blocks, unsigned per_block) {
+  gc_function = function; gc_args = args;
+  for (long long t = (long long)blocks * per_block - 1; t >= 0; --t) {
+    gc_set_thread((unsigned)(t / per_block), (unsigned)(t % per_block), blocks, per_block);
+    GC_CALL(gc_function, gc_args);
+  }
+}
+/* a grid whose blocks synchronize: block after block, each block's threads as fibers */
 extern "C" void gc_run_blocks(void* function, void** args, unsigned blocks, unsigned per_block) {
+  gc_function = function; gc_args = args;
+  gc_fibers.resize(per_block);
+  gc_stacks.resize((size_t)per_block * gc_stack_bytes);
+  gc_done.assign(per_block, 0);
   for (unsigned block = 0; block < blocks; ++block) {
-    std::barrier<> barrier(per_block);
-    gc_block_barrier = &barrier;
-    std::vector<std::thread> threads;
-    for (unsigned thread = 0; thread < per_block; ++thread)
-      threads.emplace_back([=] {
+    for (unsigned thread = 0; thread < per_block; ++thread) {
+      ucontext_t& fiber = gc_fibers[thread];
+      getcontext(&fiber);
+      fiber.uc_stack.ss_sp = &gc_stacks[(size_t)thread * gc_stack_bytes];
+      fiber.uc_stack.ss_size = gc_stack_bytes;
+      fiber.uc_link = &gc_scheduler;
+      makecontext(&fiber, (void (*)())gc_fiber, 1, (int)thread);
+      gc_done[thread] = 0;
+    }
+    for (unsigned live = per_block; live > 0;) {
+      for (unsigned thread = 0; thread < per_block; ++thread) {
+        if (gc_done[thread]) continue;
+        gc_running = thread;
         gc_set_thread(block, thread, blocks, per_block);
-        GC_CALL(function, args);
-      });
-    for (std::thread& t : threads) t.join();
+        swapcontext(&gc_scheduler, &gc_fibers[thread]);
+        if (gc_done[thread]) --live;
+      }
+    }
   }
 }
 """
 
 ARGUMENTS = 64  # GC_ARGUMENTS: the most pointers a launched function may take in emulation
-HOST_SHIMS = HOST_SHIMS.replace("GC_CALL(function, args);", "((void (*)({}))function)({});".format(
-    ", ".join(["void*"] * ARGUMENTS), ", ".join(f"args[{k}]" for k in range(ARGUMENTS))))
+HOST_SHIMS = HOST_SHIMS.replace("GC_CALL(gc_function, gc_args);", "((void (*)({}))gc_function)({});".format(
+    ", ".join(["void*"] * ARGUMENTS), ", ".join(f"gc_args[{k}]" for k in range(ARGUMENTS))))
 
 
 def compile_host(source: str, path: Path) -> ctypes.CDLL:
@@ -115,7 +148,7 @@ def compile_host(source: str, path: Path) -> ctypes.CDLL:
         raise RuntimeError("emulate: g++ is not on PATH")
     path.write_text(source)
     library = path.with_suffix(".so")
-    result = subprocess.run([GXX, "-std=c++20", "-pthread", "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared",
+    result = subprocess.run([GXX, "-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math", "-shared",
                              "-fPIC", "-w", "-o", str(library), str(path)], capture_output=True, text=True, timeout=300)
     if result.returncode:
         raise AssertionError(f"emulate: g++ failed:\n{result.stderr[:4000]}")
@@ -137,7 +170,7 @@ class EmulatedExecutable:
         self.module: CudaModule = render(self.lowered.program, prefix=prefix)
         self.library: ctypes.CDLL | None = None
         self.steps_run = {"launches": 0, "gemms": 0, "block launches": 0}  # what runs did (what tests covered)
-        self.synchronizing = synchronizing(self.module)
+        self.synchronizing = synchronizing(self.module.source)
 
     @property
     def program(self) -> ir.Program:
@@ -236,9 +269,10 @@ class EmulatedExecutable:
             self.steps_run["gemms"] += 1
 
 
-def synchronizing(module: CudaModule) -> set[str]:
-    """The names of ``module``'s functions whose threads meet at barriers (run concurrently in emulation)."""
-    chunks = module.source.split('extern "C" __global__ void ')[1:]
+def synchronizing(source: str) -> set[str]:
+    """The names of the functions of ``source`` (CUDA C) whose threads meet at barriers (run as fibers in
+    emulation)."""
+    chunks = source.split('extern "C" __global__ void ')[1:]
     return {chunk.split("(", 1)[0] for chunk in chunks if "__syncthreads()" in chunk.split("\n}", 1)[0]}
 
 

@@ -241,7 +241,7 @@ def rows(tmp_path_factory):
 @pytest.mark.parametrize("number", [pytest.param(n, id=f"{name}-{dtype}{'-none-dims' if unknown else ''}")
                                     for n, (name, dtype, unknown) in enumerate(ROW_VARIANTS)])
 def test_row_reductions_on_blocks_of_threads_match_numpy(rows, number):
-    """Each row on a block of 4 concurrent host threads (a barrier for __syncthreads): the threads' partial
+    """Each row on a block of 4 threads (fibers switched at each __syncthreads): the threads' partial
     sums and extrema combined by the shared-memory tree differ from the serial order by reassociation only
     (allowed by the IR), so the tolerance is a few roundings of the dtype."""
     program, feeds, expected = rows[number]
@@ -283,7 +283,7 @@ def full(tmp_path_factory):
     pytest.param(n, id=f"{name}-{'x'.join(map(str, shape))}-{dtype}{'-none-dims' if unknown else ''}")
     for n, (name, shape, dtype, unknown) in enumerate(FULL_VARIANTS)])
 def test_full_reductions_on_one_block_of_threads_match_numpy(full, number):
-    """The reduction to one value on a block of 4 concurrent host threads (the grid's second block finds no
+    """The reduction to one value on a block of 4 threads (fibers) (the grid's second block finds no
     row): the same value as numpy's up to reassociation, every launch a block's (nothing left serial)."""
     program, feeds, expected = full[number]
     (value,), _ = program.run(feeds)
