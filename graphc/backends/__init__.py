@@ -3,11 +3,16 @@
 A backend module provides ``compile(plan) -> executable``; the executable's
 ``run(feeds, variables, run_count, monitor=None) -> (fetched values, {variable node: new value})`` returns
 fetched arrays the caller owns (never views of feeds or variables). It must not modify ``feeds``; a compiled
-backend writes variable updates into the ``variables`` arrays in place and returns no update for them,
+backend writes variable updates in place (into the ``variables`` arrays, or its own copies of them: see
+``host_written`` below) and returns no update for them,
 except under a monitor, where it works on copies and returns the new values for the Session to commit.
 When the Session profiles or checks numerics it passes a ``monitor``: the backend calls
 ``monitor.node_done(node, outputs, seconds)`` after each value it computes (a compiled backend: per kernel
 output); without one, it runs with no per-node cost.
+
+A backend that keeps variables elsewhere between runs (cuda: on the GPU, where its runs update them) provides
+``host_written(arrays)``: the Session calls it after writing variable arrays itself (``load_variables``, the
+commit of a monitored run), and such a backend returns fetched variables' values from its own copies.
 
 A backend module may also provide ``check_available()``, which ``get_backend`` calls: it raises
 ``BackendUnavailableError`` when this machine lacks what the backend needs (cuda: pycuda, a GPU and its driver),

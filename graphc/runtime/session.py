@@ -8,7 +8,7 @@ backend calls after each node; an unobserved run gets none.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -178,6 +178,7 @@ class Session:
                 np.copyto(self._values[node], array)
             else:
                 self._values[node] = array
+        self._host_written(staged)
 
     def _initialize(self, variables: tuple[Node, ...]) -> None:
         """Give each variable that has no value yet its initial value, evaluated as part of the current run
@@ -193,6 +194,13 @@ class Session:
         staged = {node: np.array(value, dtype=node.types[0].dtype) for node, value in updates.items()}
         for node, value in staged.items():
             np.copyto(self._values[node], value)
+        self._host_written(staged)
+
+    def _host_written(self, nodes: Iterable[Node]) -> None:
+        """Tell a backend that keeps copies of the variables (cuda) that the Session wrote these itself."""
+        host_written = getattr(self._backend, "host_written", None)
+        if host_written is not None:
+            host_written([self._values[node] for node in nodes])
 
 
 def _variable_node(variable: Any, graph: Graph) -> Node:

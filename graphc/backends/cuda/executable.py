@@ -7,19 +7,20 @@ argument parsing, no Python work per kernel beyond one call), reads the 4-byte f
 the GPU) and copies the fetched outputs back. One grid per launch: ``ceil(threads / 256)`` blocks of 256
 threads (capped at 32 blocks per multiprocessor: the kernels loop grid-stride), a serial part on one thread.
 
-Variables live on the GPU across runs. The Session owns the host arrays (``Session._values``), writes them
-itself in ``load_variables`` and in the commit after a monitored run, and reads them (checkpoints, fetches of
-the variables in other signatures). So each host array has one resident device copy, shared by every
-executable of the process (keyed by the array), and the copies are kept equal as follows:
+Variables live on the GPU across runs, and the GPU's copy is the current value: a run updates variables on
+the GPU only and copies nothing back. The Session owns the host arrays (``Session._values``); each has one
+resident device copy, shared by every executable of the process (keyed by the array), and a flag saying which
+side is newer:
 
-* after each run, the variables the run updated are copied back into their host arrays (one device-to-host
-  copy of the updated variables per run — the cost of keeping the Session's arrays current);
-* before each run, each variable's host array is compared with the bytes it was last synced with (a host
-  copy kept for that): a value the Session wrote since (``load_variables``, a monitored run's commit) is
-  uploaded again. The comparison reads each variable twice on the host per run, no transfer; a Session hook
-  saying which arrays it wrote would make it unnecessary (not there yet);
-* a run that fails (a ``Fail`` in a kernel) drops the resident copies of the variables it would update, so
-  the next run starts again from the host arrays, which the failed run left untouched.
+* a run uploads a variable whose host array is newer (made since, or written by the Session, which says so
+  through ``host_written``: ``load_variables``, the commit of a monitored run), and leaves the variables it
+  updates newer on the device;
+* a fetched variable (its value from before the run) and the new value of a fetched update op are
+  downloaded by the run that fetches them; ``read_back`` brings the host arrays up to date where something
+  else must read them (a monitored run starts with it: the numpy reference reruns a run that made a NaN);
+* a run that fails (a ``Fail`` in a kernel) leaves the device copies as they were: every kernel returns at
+  once once the status word is set, and the lowering (graphc/lower/program.py) updates variables in place
+  only after the last kernel that can fail.
 
 Under a monitor (profiling, check_numerics) the kernels run one at a time, synchronized and timed, on
 fresh device copies of the variables, and the updates are returned for the Session to commit.
@@ -32,7 +33,7 @@ import functools
 import itertools
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,14 +117,13 @@ def gpu() -> Gpu:
 
 # -- variables resident on the GPU (see the module docstring) ---------------------------------------------
 class _Resident:
-    """The device copy of one host array, and the bytes the two held when last made equal."""
+    """The device copy of one host array, and which of the two is newer (neither: they are equal)."""
 
     def __init__(self, driver: Any, host: np.ndarray) -> None:
         self.host = weakref.ref(host)
-        self.memory = driver.mem_alloc(max(host.nbytes, 1))
-        self.synced = np.array(host)
-        if host.nbytes:
-            driver.memcpy_htod(self.memory, host)
+        self.memory = _upload(driver, host)
+        self.device_newer = False
+        self.host_newer = False
 
 
 _RESIDENT: dict[int, _Resident] = {}  # id(host array) -> its device copy
@@ -135,9 +135,10 @@ def _resident(driver: Any, host: np.ndarray) -> _Resident:
     if entry is None or entry.host() is not host:
         entry = _RESIDENT[id(host)] = _Resident(driver, host)
         weakref.finalize(host, _forget, id(host), entry)
-    elif not _same_bytes(host, entry.synced):
-        driver.memcpy_htod(entry.memory, host)
-        np.copyto(entry.synced, host)
+    elif entry.host_newer:
+        if host.nbytes:
+            driver.memcpy_htod(entry.memory, host)
+        entry.host_newer = False
     return entry
 
 
@@ -146,9 +147,25 @@ def _forget(key: int, entry: _Resident) -> None:
         del _RESIDENT[key]
 
 
-def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
-    """Bitwise equality (a NaN equals itself, -0.0 differs from 0.0) of two C-contiguous arrays."""
-    return np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
+def _entry(host: np.ndarray) -> _Resident | None:
+    entry = _RESIDENT.get(id(host))
+    return entry if entry is not None and entry.host() is host else None
+
+
+def host_written(arrays: Iterable[np.ndarray]) -> None:
+    """The Session wrote these host arrays: their device copies are stale (uploaded by the next run)."""
+    for host in arrays:
+        if (entry := _entry(host)) is not None:
+            entry.host_newer, entry.device_newer = True, False
+
+
+def read_back(driver: Any, arrays: Iterable[np.ndarray]) -> None:
+    """Bring each host array whose device copy is newer up to date (one device-to-host copy each)."""
+    for host in arrays:
+        if (entry := _entry(host)) is not None and entry.device_newer:
+            if host.nbytes:
+                driver.memcpy_dtoh(host, entry.memory)
+            entry.device_newer = False
 
 
 # -- run-time values of index expressions on the host ------------------------------------------------------
@@ -216,6 +233,11 @@ class CUDAExecutable(ShowsProgram):
         self._constants = {self._index[id(b)]: _upload(driver, contiguous(b.value))
                            for b in buffers if b.role == "constant"}
         self._fetched_variables = fetched_variables(plan)
+        self._fetched_updates = {t.node.inputs[0].node for t in plan.targets
+                                 if isinstance(t, Tensor) and t.node.op.updates_variable}
+        # every variable a run touches: the program's, and those it only fetches
+        self._read_variables = list(dict.fromkeys([n for _, n in self._variables] + sorted(
+            self._fetched_variables | self._fetched_updates, key=lambda n: n.index)))
         self._resolver = ShapeResolver(self.lowered.shapes)
         self._sized: dict[tuple, _Sized] = {}
         self._status = driver.mem_alloc(4)
@@ -239,31 +261,35 @@ class CUDAExecutable(ShowsProgram):
         for i, node in self._feeds:
             if feeds[node].nbytes:
                 driver.memcpy_htod(sized.table[i], feeds[node])
-        before = {node: np.array(variables[node]) for node in self._fetched_variables}
-        hosts = {node: checked_variable(node, variables[node]) for _, node in self._variables}
+        hosts = {node: checked_variable(node, variables[node]) for node in self._read_variables}
         driver.memset_d32(self._status, 0, 1)
         if monitor is None:
-            addresses = tuple(int(_resident(driver, hosts[node]).memory) for _, node in self._variables)
+            resident = {node: _resident(driver, host) for node, host in hosts.items()}
+            before = {node: _download(driver, resident[node].memory, hosts[node].shape, hosts[node].dtype)
+                      for node in self._fetched_variables}
+            addresses = tuple(int(resident[node].memory) for _, node in self._variables)
             if sized.variables != addresses or not sized.steps:
                 sized.steps, sized.variables = self._steps(sized, self._table(sized, addresses)), addresses
             for _, launch in sized.steps:
                 launch()
-            self._check_status(hosts)
+            self._check_status()
             outputs = self._download_outputs(sized)
             for node in self.lowered.updated:
-                entry = _RESIDENT[id(hosts[node])]
-                if hosts[node].nbytes:
-                    driver.memcpy_dtoh(hosts[node], entry.memory)
-                np.copyto(entry.synced, hosts[node])
+                resident[node].device_newer = True
+            after = {node: _download(driver, resident[node].memory, hosts[node].shape, hosts[node].dtype)
+                     for node in self._fetched_updates}
             updates = {}
         else:
+            read_back(driver, hosts.values())
+            before = {node: np.array(hosts[node]) for node in self._fetched_variables}
             copies = {node: _upload(driver, hosts[node]) for _, node in self._variables}
             table = self._table(sized, tuple(int(copies[node]) for _, node in self._variables))
             self._run_monitored(sized, table, self._steps(sized, table), monitor)
             outputs = self._download_outputs(sized)
-            hosts = {node: _download(driver, copies[node], hosts[node].shape, hosts[node].dtype) for node in hosts}
-            updates = {node: hosts[node] for node in self.lowered.updated}
-        values = [fetch_value(t, feeds, {**variables, **hosts}, before, outputs) for t in self.plan.targets]
+            after = {**hosts, **{node: _download(driver, copies[node], hosts[node].shape, hosts[node].dtype)
+                                 for node in copies}}
+            updates = {node: after[node] for node in self.lowered.updated}
+        values = [fetch_value(t, feeds, after, before, outputs) for t in self.plan.targets]
         return values, updates
 
     def _table(self, sized: _Sized, variables: tuple[int, ...]) -> list[int]:
@@ -318,21 +344,18 @@ class CUDAExecutable(ShowsProgram):
                 launch()
             driver.Context.synchronize()
             seconds = clock() - started
-            self._check_status({})
+            self._check_status()
             for tensor, buffer in kernel.outputs:
                 value = _download(driver, table[self._index[id(buffer)]], sized.shapes[tensor], buffer.dtype)
                 monitor.node_done(tensor.node, (value,), seconds)
                 seconds = 0.0  # a kernel's time is counted once
 
-    def _check_status(self, hosts: dict[Node, np.ndarray]) -> None:
+    def _check_status(self) -> None:
         """Wait for the GPU; a nonzero status is a ``Fail`` (an index out of range in the data): its message,
-        as a ShapeError, after dropping the device copies of the variables the run would update."""
+        as a ShapeError (the variables are as they were: see the module docstring)."""
         self.gpu.driver.memcpy_dtoh(self._status_host, self._status)
         code = int(self._status_host[0])
         if code:
-            for node in self.lowered.updated:
-                if node in hosts:
-                    _RESIDENT.pop(id(hosts[node]), None)
             raise ShapeError(self.lowered.program.failures[code - 1])
 
     def _download_outputs(self, sized: _Sized) -> dict[Tensor, np.ndarray]:

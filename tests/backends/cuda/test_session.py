@@ -42,8 +42,15 @@ def _environment(tmp_path, monkeypatch, host_modules):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path / "cache"))
     for name in ("GRAPHC_LOG", "GRAPHC_CHECK_NUMERICS", "GRAPHC_VERIFY", "GRAPHC_OPT_EXCLUDE"):
         monkeypatch.delenv(name, raising=False)
-    if DEVICE is None:
-        use_host_gpu(monkeypatch, host_modules)
+    return use_host_gpu(monkeypatch, host_modules) if DEVICE is None else None
+
+
+@pytest.fixture
+def host(_environment):
+    """The host GPU of this test (its copy counters), where no GPU is."""
+    if _environment is None:
+        pytest.skip("counts the host GPU's copies")
+    return _environment
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -114,6 +121,8 @@ def test_profile_and_check_numerics_see_every_kernel(rng):
     net = mlp()
     feed = batch(net, rng, 5)
     with gc.Session(net.graph, backend="cuda") as sess, gc.Session(net.graph, backend="numpy") as reference:
+        for session in (sess, reference):  # the monitored run starts from values that live on the device only
+            session.run(net.train, feed)
         profiled = sess.run([net.loss, net.train], feed, profile=True, check_numerics=True)[0]
         expected = reference.run([net.loss, net.train], feed)[0]
         np.testing.assert_allclose(profiled, expected, **TOLERANCE["float32"])
@@ -127,3 +136,37 @@ def test_compiled_shows_the_cuda_source(rng):
     with gc.Session(net.graph, backend="cuda") as sess:
         compiled = sess.compiled(net.loss, batch(net, rng, 3))
         assert "__global__" in compiled.cuda_source and "for i0 <" in compiled.loops
+
+
+def test_training_copies_no_variable_back(rng, host):
+    """Variables stay on the device: a training step fetching its loss copies the feeds in, and the loss and
+    the status word out — nothing else — until a variable is fetched."""
+    net = mlp()
+    feed = batch(net, rng, 5)
+    with gc.Session(net.graph, backend="cuda") as sess, gc.Session(net.graph, backend="numpy") as reference:
+        sess.run([net.loss, net.train], feed)
+        reference.run([net.loss, net.train], feed)
+        host.driver.copies.update(htod=0, dtoh=0)
+        for _ in range(3):
+            loss = sess.run([net.loss, net.train], feed)[0]
+            expected = reference.run([net.loss, net.train], feed)[0]
+        np.testing.assert_allclose(loss, expected, **TOLERANCE["float32"])
+        fed = sum(a.nbytes for a in feed.values())
+        assert host.driver.copies["dtoh"] == 3 * (loss.nbytes + 4)
+        assert fed * 3 <= host.driver.copies["htod"] <= (fed + 8 * 32) * 3  # the feeds and the dims (int64 each)
+        for value, want in zip(sess.run(net.params), reference.run(net.params)):
+            np.testing.assert_allclose(value, want, **TOLERANCE["float32"])
+
+
+def test_update_ops_and_variables_fetched_in_one_run():
+    """A fetched variable shows its value from before the run, a fetched update op the value after it, from
+    the device's copy (the Session's array is not current)."""
+    with gc.Graph().as_default():
+        count = gc.Variable(np.float32(1.0), name="count")
+        doubled = gc.assign(count, count * 2.0)
+        with gc.Session(backend="cuda") as sess:
+            assert sess.run([count, doubled]) == [1.0, 2.0]
+            assert sess.run([count, doubled]) == [2.0, 4.0]
+            sess.load_variables({count: np.float32(10.0)})
+            assert sess.run([doubled, count]) == [20.0, 10.0]
+            assert sess.run(count) == 20.0
