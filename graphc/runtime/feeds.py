@@ -3,12 +3,13 @@
 A value may be converted to the placeholder's dtype when that keeps its kind (float64 data into a
 float32 placeholder, a Python list into any placeholder, int64 labels that fit into int32); a float into
 an int or bool placeholder is an error. The arrays handed to backends are read-only views, so nothing a
-backend does can change the user's data.
+backend does can change the user's data. A GPU array (``__cuda_array_interface__``) stays where it is, as a
+``DeviceArray`` of exactly the placeholder's dtype (graphc/backends/cuda/arrays.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from graphc.ops.sources import PLACEHOLDER
 
 
 def check_feeds(graph: Graph, feed_dict: Mapping[Any, Any] | None) -> dict[Node, np.ndarray]:
-    """Validate every feed; return placeholder node -> read-only array of the placeholder's dtype."""
+    """Validate every feed; return placeholder node -> read-only array of the placeholder's dtype (or a
+    DeviceArray of it)."""
     if feed_dict is not None and not isinstance(feed_dict, Mapping):
         raise FeedError(f"feed_dict must be a dict from placeholders to values, got {type(feed_dict).__name__}")
     feeds: dict[Node, np.ndarray] = {}
@@ -49,6 +51,12 @@ def _convert(placeholder: Tensor, value: Any) -> np.ndarray:
     def where() -> str:  # built only for an error: it formats the user's source line
         return f"placeholder '{placeholder.name}' ({placeholder.type}, created at {placeholder.node.source})"
 
+    if hasattr(value, "__cuda_array_interface__"):  # GPU memory: read in place by the cuda backend
+        from graphc.backends.cuda.arrays import device_feed
+
+        feed = device_feed(value, np.dtype(placeholder.dtype), where)
+        _check_shape(placeholder, feed.shape, where)
+        return feed
     try:
         source = np.asarray(value)
     except ValueError as error:  # a ragged nested list
@@ -60,12 +68,16 @@ def _convert(placeholder: Tensor, value: Any) -> np.ndarray:
     if target.kind == "i" and source.dtype.kind in "iu" and not np.can_cast(source.dtype, target) \
             and source.size and not _fits(source, target):
         raise DTypeError(f"{where()} was fed {source.dtype} values outside the range of {target}")
-    if not shape_matches(placeholder.shape, source.shape):
-        raise FeedError(f"{where()} was fed shape {format_shape(source.shape)}; expected "
-                        f"{format_shape(placeholder.shape)} (? = any size)")
+    _check_shape(placeholder, source.shape, where)
     array = source.astype(target, copy=False).view()
     array.flags.writeable = False
     return array
+
+
+def _check_shape(placeholder: Tensor, shape: tuple[int, ...], where: Callable[[], str]) -> None:
+    if not shape_matches(placeholder.shape, shape):
+        raise FeedError(f"{where()} was fed shape {format_shape(shape)}; expected "
+                        f"{format_shape(placeholder.shape)} (? = any size)")
 
 
 def _fits(values: np.ndarray, dtype: np.dtype) -> bool:

@@ -45,26 +45,26 @@ class OptimizedExecutable:
         self.inner = backend.compile(inner_plan)
 
     def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
-            monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
+            monitor: Any = None, **options: Any) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        """The backend contract; ``options`` (cuda's ``on_device``) are passed on to the backend."""
         if self._make_general is None:
-            return self._run(feeds, variables, run_count, monitor)
+            return self._run(feeds, variables, run_count, monitor, options)
         if not self._broken or _shapes(feeds) not in self._broken:  # the usual run builds no key
             try:
-                return self._run(feeds, variables, run_count, monitor)
+                return self._run(feeds, variables, run_count, monitor, options)
             except AssumptionError:
                 self._broken.add(_shapes(feeds))
         if self._general is None:
             self._general = self._make_general()
-        return self._general.run(feeds, variables, run_count, monitor)
+        return self._general.run(feeds, variables, run_count, monitor, **options)
 
     def _run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
-             monitor: Any) -> tuple[list[Any], dict[Node, np.ndarray]]:
+             monitor: Any, options: dict[str, Any]) -> tuple[list[Any], dict[Node, np.ndarray]]:
         copied_feeds = {copy: feeds[user] for user, copy in self._fed.items()}
         copied_variables = {copy: variables[user] for copy, user in self._variables.items()}
-        if monitor is None:
-            values, updates = self.inner.run(copied_feeds, copied_variables, run_count)
-        else:
-            values, updates = self.inner.run(copied_feeds, copied_variables, run_count, monitor=monitor)
+        if monitor is not None:
+            options = {**options, "monitor": monitor}
+        values, updates = self.inner.run(copied_feeds, copied_variables, run_count, **options)
         return values, {self._variables[copy]: value for copy, value in updates.items()}
 
 

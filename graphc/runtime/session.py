@@ -65,7 +65,7 @@ class Session:
         self._closed = True
 
     def run(self, fetches: Any, feed_dict: Mapping[Any, Any] | None = None, profile: bool | str = False,
-            check_numerics: bool | None = None) -> Any:
+            check_numerics: bool | None = None, on_device: bool = False) -> Any:
         """Evaluate ``fetches`` (tensor, op, or list/tuple/dict of them) and apply the update ops among them.
 
         Returns numpy arrays (None for ops without a value) in the structure of ``fetches``. Variables read
@@ -73,15 +73,21 @@ class Session:
         ``profile=True`` times the run into ``sess.last_profile`` (``"print"`` prints it too);
         ``check_numerics=True`` (None: GRAPHC_CHECK_NUMERICS) raises ``NumericsError`` at the first value
         holding NaN or Inf, before any variable is updated. See docs/debugging.md.
+        ``on_device=True`` (backend "cuda") returns ``DeviceArray``s in GPU memory instead of numpy arrays; feeds
+        may be GPU arrays on that backend in any case (docs/backends.md).
         """
         if self._closed:
             raise GraphcError("this Session is closed")
         if profile not in (False, True, "print"):
             raise ArgumentError(f"profile must be True, False or 'print', got {profile!r}")
+        if on_device and self.backend_name != "cuda":
+            raise ArgumentError(f"on_device=True keeps fetched values in GPU memory: it needs backend 'cuda', this "
+                                f"session runs on {self.backend_name!r}")
         targets, rebuild = flatten_fetches(self.graph, fetches)
         check = check_numerics_requested(check_numerics)
         observed = _Observed(bool(profile), check, self.backend_name, self.optimize) if profile or check else None
-        fetched = self._execute(tuple(targets), check_feeds(self.graph, feed_dict), observed)
+        options = {"on_device": True} if on_device else {}
+        fetched = self._execute(tuple(targets), check_feeds(self.graph, feed_dict), observed, options)
         self._run_count += 1
         if observed is not None and profile:
             self.last_profile = observed.profile()
@@ -90,14 +96,14 @@ class Session:
         return rebuild(fetched)
 
     def _execute(self, targets: tuple[Tensor | Node, ...], feeds: dict[Node, np.ndarray],
-                 observed: _Observed | None = None) -> list[Any]:
+                 observed: _Observed | None = None, options: dict[str, Any] | None = None) -> list[Any]:
         """One run at the current run count: initialize what it reads, evaluate, commit its updates."""
         executable = self._executable(targets, feeds)
         self._initialize(executable.plan.variables)  # the user's plan: the variables as the user made them
         if observed is None:
-            values, updates = executable.run(feeds, self._values, self._run_count)
+            values, updates = executable.run(feeds, self._values, self._run_count, **(options or {}))
         else:
-            values, updates = observed.run(executable, feeds, self._values, self._run_count)
+            values, updates = observed.run(executable, feeds, self._values, self._run_count, options or {})
         self._commit(updates)  # fetched arrays are copies already: a fetched variable shows its value before the run
         return values
 
@@ -220,7 +226,7 @@ class _Observed:
         self._profiler: Profiler | None = None
         self._wall = 0.0
 
-    def run(self, executable: Any, feeds: dict, variables: dict, run_count: int) -> tuple:
+    def run(self, executable: Any, feeds: dict, variables: dict, run_count: int, options: dict) -> tuple:
         """Run ``executable`` with a monitor; an optimized copy's nodes map back through its origin and
         are grouped by its partition."""
         optimized = executable.optimized if isinstance(executable, OptimizedExecutable) else None
@@ -234,7 +240,7 @@ class _Observed:
         monitor = monitors[0] if len(monitors) == 1 else MonitorGroup(monitors)
         started = time.perf_counter()
         try:
-            result = executable.run(feeds, variables, run_count, monitor=monitor)
+            result = executable.run(feeds, variables, run_count, monitor=monitor, **options)
         except NumericsError as error:
             if self._backend == "numpy":
                 raise

@@ -1,11 +1,14 @@
 """One compiled run signature of the CUDA backend: feeds copied in, a precomputed list of launches, fetches out.
 
 ``run`` validates on the host what the GPU cannot (the run-time sizes of every tensor, from the feeds' shapes,
-as the llvm backend does — cached per set of feed shapes), copies each feed to the GPU once, uploads the dims,
-replays the signature's launch list (each step a bound ``prepared_call`` of a kernel or a cuBLAS GEMM: no
-argument parsing, no Python work per kernel beyond one call), reads the 4-byte failure status (which waits for
-the GPU) and copies the fetched outputs back. One grid per launch: ``ceil(threads / 256)`` blocks of 256
-threads (capped at 32 blocks per multiprocessor: the kernels loop grid-stride), a serial part on one thread.
+as the llvm backend does — cached per set of feed shapes), copies each host feed to the GPU once (a feed
+already in GPU memory, a ``DeviceArray``, is read where it is), uploads the dims, replays the signature's
+launch list (each step a bound ``prepared_call`` of a kernel or a cuBLAS GEMM: no argument parsing, no
+Python work per kernel beyond one call; rebound when a run's feeds, outputs or variables lie at other
+addresses than the last run's), reads the 4-byte failure status (which waits for the GPU) and copies the
+fetched outputs back — or, ``on_device``, hands them over as ``DeviceArray``s in fresh memory from a pool.
+One grid per launch: ``ceil(threads / 256)`` blocks of 256 threads (capped at 32 blocks per multiprocessor:
+the kernels loop grid-stride), a serial part on one thread.
 
 Variables live on the GPU across runs, and the GPU's copy is the current value: a run updates variables on
 the GPU only and copies nothing back. The Session owns the host arrays (``Session._values``); each has one
@@ -49,6 +52,7 @@ from graphc.backends.compiled import (
     fetched_variables,
     lower_plan,
 )
+from graphc.backends.cuda.arrays import DeviceArray
 from graphc.backends.cuda.cublas import Cublas, column_major
 from graphc.backends.cuda.nvcc import Compiled, compile_module
 from graphc.backends.cuda.render import BLOCK, CudaModule, GemmCall, Launch, render  # BLOCK: threads per block
@@ -80,6 +84,17 @@ class Gpu:
     def cublas(self) -> Cublas:
         """The process's cuBLAS handle on this context (made on first use)."""
         return Cublas()
+
+    @functools.cached_property
+    def pool(self) -> Any:
+        """pycuda's memory pool: fetched DeviceArrays' memory, reused once they are dropped (no cuMemFree)."""
+        from pycuda.tools import DeviceMemoryPool
+
+        return DeviceMemoryPool()
+
+    def allocate(self, nbytes: int) -> Any:
+        """``nbytes`` of device memory from the pool (freed back to it with the returned object)."""
+        return self.pool.allocate(max(nbytes, 1))
 
     def compile(self, source: str, report: CompileReport) -> Compiled:
         """``source`` compiled with nvcc for this GPU (or found in the disk cache)."""
@@ -189,15 +204,18 @@ def gemm_iterations(call: GemmCall, dims: np.ndarray) -> list[dict[ir.Index, int
 
 @dataclass(eq=False)
 class _Sized:
-    """What depends on the run-time sizes only: dims, shapes, device memory and the launch list."""
+    """What depends on the run-time sizes only: dims, shapes, device memory and the launch list (bound to the
+    addresses of the last run: rebuilt when a run's variables, GPU feeds or fresh outputs lie elsewhere)."""
 
     dims: np.ndarray
     device_dims: Any
     shapes: dict[Tensor, tuple[int, ...]]
-    table: list[int]  # device address per program buffer (variables: filled per run)
-    memory: list[Any]  # the allocations behind the table (arena, feeds, outputs), kept alive here
-    steps: list[tuple[int, Callable[[], Any]]] = field(default_factory=list)  # (kernel, launch), for `variables`
-    variables: tuple[int, ...] = ()  # the variable addresses `steps` was built with
+    table: list[int]  # device address of each temp (in `arena`) and constant; the rest are bound per run
+    arena: Any
+    nbytes: dict[int, int]  # the size of each feed and output buffer
+    owned: dict[int, Any] = field(default_factory=dict)  # the executable's own feed and output memory
+    steps: list[tuple[int, Callable[[], Any]]] = field(default_factory=list)  # (kernel, launch), for `bound`
+    bound: tuple[tuple[int, int], ...] = ()  # the run-bound addresses (variables, feeds, outputs) of `steps`
 
 
 class CUDAExecutable(ShowsProgram):
@@ -251,29 +269,38 @@ class CUDAExecutable(ShowsProgram):
 
     # -- running -------------------------------------------------------------------------------------------
     def run(self, feeds: dict[Node, np.ndarray], variables: dict[Node, np.ndarray], run_count: int,
-            monitor: Any = None) -> tuple[list[Any], dict[Node, np.ndarray]]:
-        """The backend contract (graphc/backends/__init__.py): fetched values and, under a monitor, updates."""
+            monitor: Any = None, on_device: bool = False) -> tuple[list[Any], dict[Node, np.ndarray]]:
+        """The backend contract (graphc/backends/__init__.py): fetched values and, under a monitor, updates;
+        ``on_device``: the fetched values as ``DeviceArray``s (kernel outputs in fresh memory of the pool)."""
         driver = self.gpu.driver
-        feeds = {n: contiguous(a) for n, a in feeds.items()}
+        feeds = {n: a if isinstance(a, DeviceArray) else contiguous(a) for n, a in feeds.items()}
         sized = self._sized_for(feeds)
         sized.dims[0] = run_count
         driver.memcpy_htod(sized.device_dims, sized.dims)
+        bound: dict[int, int] = {}  # buffer -> address for the feeds, outputs and variables of this run
         for i, node in self._feeds:
-            if feeds[node].nbytes:
-                driver.memcpy_htod(sized.table[i], feeds[node])
+            if isinstance(feeds[node], DeviceArray):
+                bound[i] = feeds[node].address  # read in place
+            else:
+                bound[i] = self._owned(sized, i)
+                if feeds[node].nbytes:
+                    driver.memcpy_htod(bound[i], feeds[node])
+        fresh = {i: self.gpu.allocate(sized.nbytes[i]) for i, _, _ in self._outputs} if on_device else {}
+        for i, _, _ in self._outputs:
+            bound[i] = int(fresh[i]) if on_device else self._owned(sized, i)
         hosts = {node: checked_variable(node, variables[node]) for node in self._read_variables}
         driver.memset_d32(self._status, 0, 1)
         if monitor is None:
             resident = {node: _resident(driver, host) for node, host in hosts.items()}
             before = {node: _download(driver, resident[node].memory, hosts[node].shape, hosts[node].dtype)
                       for node in self._fetched_variables}
-            addresses = tuple(int(resident[node].memory) for _, node in self._variables)
-            if sized.variables != addresses or not sized.steps:
-                sized.steps, sized.variables = self._steps(sized, self._table(sized, addresses)), addresses
+            bound.update({i: int(resident[node].memory) for i, node in self._variables})
+            key = tuple(bound.items())
+            if sized.bound != key or not sized.steps:
+                sized.steps, sized.bound = self._steps(sized, self._table(sized, bound)), key
             for _, launch in sized.steps:
                 launch()
             self._check_status()
-            outputs = self._download_outputs(sized)
             for node in self.lowered.updated:
                 resident[node].device_newer = True
             after = {node: _download(driver, resident[node].memory, hosts[node].shape, hosts[node].dtype)
@@ -283,19 +310,34 @@ class CUDAExecutable(ShowsProgram):
             read_back(driver, hosts.values())
             before = {node: np.array(hosts[node]) for node in self._fetched_variables}
             copies = {node: _upload(driver, hosts[node]) for _, node in self._variables}
-            table = self._table(sized, tuple(int(copies[node]) for _, node in self._variables))
+            bound.update({i: int(copies[node]) for i, node in self._variables})
+            table = self._table(sized, bound)
             self._run_monitored(sized, table, self._steps(sized, table), monitor)
-            outputs = self._download_outputs(sized)
             after = {**hosts, **{node: _download(driver, copies[node], hosts[node].shape, hosts[node].dtype)
                                  for node in copies}}
             updates = {node: after[node] for node in self.lowered.updated}
-        values = [fetch_value(t, feeds, after, before, outputs) for t in self.plan.targets]
-        return values, updates
+        if on_device:
+            outputs = {t: DeviceArray(int(fresh[i]), sized.shapes[t], dtype, owner=fresh[i])
+                       for i, t, dtype in self._outputs}
+            values = [fetch_value(t, feeds, after, before, outputs) for t in self.plan.targets]
+            return [self._on_device(v) for v in values], updates
+        outputs = {t: _download(driver, bound[i], sized.shapes[t], dtype) for i, t, dtype in self._outputs}
+        return [fetch_value(t, feeds, after, before, outputs) for t in self.plan.targets], updates
 
-    def _table(self, sized: _Sized, variables: tuple[int, ...]) -> list[int]:
-        """The device address of every buffer, the variables' given (in ``self._variables`` order)."""
+    def _on_device(self, value: Any) -> Any:
+        """A fetched value as a DeviceArray (a host value — a variable's, a feed's copy — uploaded)."""
+        if value is None or isinstance(value, DeviceArray):
+            return value
+        array = contiguous(value)
+        memory = self.gpu.allocate(array.nbytes)
+        if array.nbytes:
+            self.gpu.driver.memcpy_htod(memory, array)
+        return DeviceArray(int(memory), array.shape, array.dtype, owner=memory)
+
+    def _table(self, sized: _Sized, bound: dict[int, int]) -> list[int]:
+        """The device address of every buffer: ``sized.table``'s and ``bound``'s."""
         table = list(sized.table)
-        for (i, _), address in zip(self._variables, variables):
+        for i, address in bound.items():
             table[i] = address
         return table
 
@@ -358,10 +400,6 @@ class CUDAExecutable(ShowsProgram):
         if code:
             raise ShapeError(self.lowered.program.failures[code - 1])
 
-    def _download_outputs(self, sized: _Sized) -> dict[Tensor, np.ndarray]:
-        return {tensor: _download(self.gpu.driver, sized.table[i], sized.shapes[tensor], dtype)
-                for i, tensor, dtype in self._outputs}
-
     def _sized_for(self, feeds: dict[Node, np.ndarray]) -> _Sized:
         feed_shapes = {n: a.shape for n, a in feeds.items()}
         key = tuple(feed_shapes.get(n, ()) for n in self.lowered.feeds)
@@ -371,21 +409,25 @@ class CUDAExecutable(ShowsProgram):
             dims, shapes = self._resolver.resolve(feed_shapes)
             check_extents(self.partition, shapes)
             buffers = self.lowered.program.buffers
-            table, memory = [0] * len(buffers), []
+            table = [0] * len(buffers)
             offsets, total = plan_arena(self.lowered.temps, self.lowered.lifetimes, dims)
-            memory.append(arena := driver.mem_alloc(max(total, 1)))
+            arena = driver.mem_alloc(max(total, 1))
             for buffer, offset in zip(self.lowered.temps, offsets):
                 table[self._index[id(buffer)]] = int(arena) + offset
-            owned = [i for i, _ in self._feeds] + [i for i, _, _ in self._outputs]
-            for i in owned:
-                nbytes = ir.evaluate_size(buffers[i].size, dims) * np.dtype(buffers[i].dtype).itemsize
-                memory.append(allocation := driver.mem_alloc(max(nbytes, 1)))
-                table[i] = int(allocation)
             for i, constant in self._constants.items():
                 table[i] = int(constant)
+            nbytes = {i: ir.evaluate_size(buffers[i].size, dims) * np.dtype(buffers[i].dtype).itemsize
+                      for i in [i for i, _ in self._feeds] + [i for i, _, _ in self._outputs]}
             device_dims = driver.mem_alloc(max(dims.nbytes, 8))
-            sized = self._sized[key] = _Sized(dims, device_dims, shapes, table, memory)
+            sized = self._sized[key] = _Sized(dims, device_dims, shapes, table, arena, nbytes)
         return sized
+
+    def _owned(self, sized: _Sized, i: int) -> int:
+        """The address of the executable's own memory for feed or output buffer ``i`` (allocated on first use:
+        a run fed from GPU memory, or fetching to it, needs none)."""
+        if i not in sized.owned:
+            sized.owned[i] = self.gpu.driver.mem_alloc(max(sized.nbytes[i], 1))
+        return int(sized.owned[i])
 
 
 def _upload(driver: Any, array: np.ndarray) -> Any:

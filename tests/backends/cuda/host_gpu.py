@@ -184,6 +184,9 @@ class HostGpu(executable.Gpu):
     def cublas(self) -> HostCublas:
         return HostCublas(self.driver)
 
+    def allocate(self, nbytes: int) -> HostAllocation:
+        return self.driver.mem_alloc(max(nbytes, 1))
+
     def compile(self, source: str, report: CompileReport) -> Compiled:
         digest = hashlib.sha256(source.encode()).hexdigest()[:24]
         library = self.directory / f"module_{digest}.so"

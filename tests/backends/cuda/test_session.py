@@ -170,3 +170,67 @@ def test_update_ops_and_variables_fetched_in_one_run():
             sess.load_variables({count: np.float32(10.0)})
             assert sess.run([doubled, count]) == [20.0, 10.0]
             assert sess.run(count) == 20.0
+
+
+class Foreign:
+    """Another library's GPU array: only its ``__cuda_array_interface__`` (a DeviceArray's, edited)."""
+
+    def __init__(self, array: gc.DeviceArray, **changes) -> None:
+        self.array = array  # keeps the memory alive
+        self.__cuda_array_interface__ = {**array.__cuda_array_interface__, **changes}
+
+
+def elementwise():
+    graph = gc.Graph()
+    with graph.as_default():
+        a, b = gc.placeholder("float32", (None,), name="a"), gc.placeholder("float32", (None,), name="b")
+        out = gc.tanh(a * b) + gc.exp(-b * b)
+    return graph, a, b, out
+
+
+def test_gpu_feeds_are_read_in_place_and_fetches_stay_on_the_gpu(rng, host):
+    """W2 on the GPU: inputs already there, the output left there — per run, nothing crosses the bus but the
+    dims (host to device) and the status word (back); every output is new memory, kept across runs."""
+    graph, a, b, out = elementwise()
+    x, y = (rng.normal(size=1000).astype(np.float32) for _ in range(2))
+    with gc.Session(graph, backend="cuda") as sess:
+        on_gpu = sess.run([a, b], {a: x, b: y}, on_device=True)  # a feed fetched: uploaded
+        assert all(isinstance(v, gc.DeviceArray) for v in on_gpu)
+        host.driver.copies.update(htod=0, dtoh=0)
+        first = sess.run(out, {a: on_gpu[0], b: on_gpu[1]}, on_device=True)
+        second = sess.run(out, {a: on_gpu[1], b: on_gpu[0]}, on_device=True)
+        assert host.driver.copies["dtoh"] == 2 * 4 and host.driver.copies["htod"] <= 2 * 8 * 16  # status; dims
+        assert isinstance(first, gc.DeviceArray) and first.shape == (1000,) and first.dtype == np.float32
+        assert first.address != second.address
+        expected = np.tanh(x * y) + np.exp(-y * y)
+        np.testing.assert_allclose(first.get(), expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(second), np.tanh(x * y) + np.exp(-x * x), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(sess.run(out, {a: Foreign(on_gpu[0]), b: y}), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_device_array_fed_to_a_cpu_backend_is_copied_to_the_host(rng):
+    graph, a, b, out = elementwise()
+    x, y = (rng.normal(size=10).astype(np.float32) for _ in range(2))
+    with gc.Session(graph, backend="cuda") as sess:
+        on_gpu = sess.run(a, {a: x}, on_device=True)
+    with gc.Session(graph, backend="llvm") as cpu:
+        expected = np.tanh(x * y) + np.exp(-y * y)
+        np.testing.assert_allclose(cpu.run(out, {a: on_gpu, b: y}), expected, rtol=1e-5, atol=1e-6)
+        with pytest.raises(gc.errors.ArgumentError, match="on_device=True .* needs backend 'cuda'"):
+            cpu.run(out, {a: x, b: y}, on_device=True)
+
+
+@pytest.mark.parametrize(("changes", "error", "message"), [
+    ({"typestr": "<f8"}, gc.errors.DTypeError, "GPU array of dtype float64; GPU feeds are not converted"),
+    ({"shape": (2, 5)}, gc.errors.FeedError, r"was fed shape \[2,5\]; expected \[\?\]"),
+    ({"shape": (5,), "strides": (8,)}, gc.errors.FeedError, r"strides \(8,\): GPU feeds must be C-contiguous"),
+    ({"mask": object()}, gc.errors.FeedError, "masked GPU array"),
+    ({"data": (0, False)}, gc.errors.FeedError, "null data pointer"),
+    ({"typestr": None}, gc.errors.FeedError, "__cuda_array_interface__ is malformed"),
+])
+def test_gpu_feeds_the_kernels_cannot_read_in_place_are_rejected(rng, changes, error, message):
+    graph, a, b, out = elementwise()
+    with gc.Session(graph, backend="cuda") as sess:
+        on_gpu = sess.run(a, {a: rng.normal(size=10).astype(np.float32)}, on_device=True)
+        with pytest.raises(error, match=f"placeholder 'a' .*test_session.py.*{message}"):
+            sess.run(out, {a: Foreign(on_gpu, **changes), b: np.ones(10, np.float32)})
