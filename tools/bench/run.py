@@ -121,13 +121,13 @@ def mlp_logits(x: Any, params: Sequence[Any], relu: Callable[[Any], Any]) -> Any
     return x @ weight + bias
 
 
-def mlp(rng: np.random.Generator) -> Workload:
+def mlp(rng: np.random.Generator, batch: int = MLP_BATCH) -> Workload:
     initial = []  # He-normal weights and zero biases, so the loss falls from the first step on
     for fan_in, fan_out in pairwise(MLP_SIZES):
         initial += [(rng.normal(size=(fan_in, fan_out)) * np.sqrt(2 / fan_in)).astype(np.float32),
                     np.zeros(fan_out, np.float32)]
-    x = rng.normal(size=(MLP_BATCH, MLP_SIZES[0])).astype(np.float32)
-    labels = rng.integers(0, MLP_SIZES[-1], MLP_BATCH)
+    x = rng.normal(size=(batch, MLP_SIZES[0])).astype(np.float32)
+    labels = rng.integers(0, MLP_SIZES[-1], batch)
     g = gc.Graph()
     with g.as_default():
         px = gc.placeholder("float32", (None, MLP_SIZES[0]), name="x")
@@ -185,13 +185,13 @@ def mlp(rng: np.random.Generator) -> Workload:
             return [value]
         return step
 
-    return Workload("W1", "MLP 784-512-256-10 SGD step, batch 128 f32", g, [loss], {px: x, py: labels},
+    return Workload("W1", f"MLP 784-512-256-10 SGD step, batch {batch} f32", g, [loss], {px: x, py: labels},
                     numpy, torch, jax, ops=[train], checked_calls=2, rtol=1e-4, atol=0.0)
 
 
 # -- W2: elementwise --------------------------------------------------------------------------------------
-def elementwise(rng: np.random.Generator) -> Workload:
-    a, b, c = (rng.uniform(-2, 2, W2_ELEMENTS).astype(np.float32) for _ in range(3))
+def elementwise(rng: np.random.Generator, elements: int = W2_ELEMENTS) -> Workload:
+    a, b, c = (rng.uniform(-2, 2, elements).astype(np.float32) for _ in range(3))
     g = gc.Graph()
     with g.as_default():
         pa, pb, pc = (gc.placeholder("float32", (None,), name=n) for n in "abc")
@@ -210,17 +210,17 @@ def elementwise(rng: np.random.Generator) -> Workload:
         ja, jb, jc = (j.device_put(v) for v in (a, b, c))
         return lambda: j.block_until_ready(f(ja, jb, jc))
 
-    return Workload("W2", "tanh(a·b+c)·sigmoid(a−c)+exp(−b·b), 2^22 f32", g, [out], {pa: a, pb: b, pc: c},
-                    numpy, torch, jax)
+    return Workload("W2", f"tanh(a·b+c)·sigmoid(a−c)+exp(−b·b), 2^{elements.bit_length() - 1} f32", g, [out],
+                    {pa: a, pb: b, pc: c}, numpy, torch, jax)
 
 
 # -- W3: softmax cross-entropy forward and gradient --------------------------------------------------------
-def softmax_cross_entropy(rng: np.random.Generator) -> Workload:
-    logits = rng.normal(size=W3_SHAPE).astype(np.float32)
-    labels = rng.integers(0, W3_SHAPE[1], W3_SHAPE[0])
+def softmax_cross_entropy(rng: np.random.Generator, shape: tuple[int, int] = W3_SHAPE) -> Workload:
+    logits = rng.normal(size=shape).astype(np.float32)
+    labels = rng.integers(0, shape[1], shape[0])
     g = gc.Graph()
     with g.as_default():
-        z = gc.placeholder("float32", (None, W3_SHAPE[1]), name="logits")
+        z = gc.placeholder("float32", (None, shape[1]), name="logits")
         y = gc.placeholder("int64", (None,), name="labels")
         loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(z, y))
         (dz,) = gc.gradients(loss, [z])
@@ -246,7 +246,7 @@ def softmax_cross_entropy(rng: np.random.Generator) -> Workload:
         jz, jy = j.device_put(logits), j.device_put(labels.astype(np.int32))
         return lambda: j.block_until_ready(list(f(jz, jy)))
 
-    return Workload("W3", "softmax cross-entropy + gradient, (4096, 1000) f32", g, [loss, dz],
+    return Workload("W3", f"softmax cross-entropy + gradient, {shape} f32", g, [loss, dz],
                     {z: logits, y: labels}, numpy, torch, jax)
 
 

@@ -5,6 +5,7 @@ A feed value with ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors, Numb
 first), its shape, C-contiguous, no mask — and wrapped in a ``DeviceArray`` that keeps the producer's object
 alive; the cuda backend's kernels read it where it is, with no copy. ``sess.run(..., on_device=True)`` returns
 ``DeviceArray``s: each run's kernel outputs in fresh memory from the backend's pool, the user's to keep.
+``to_device(array)`` puts a host array there (``gc.to_device``).
 
 The backend issues all its work on the legacy default stream, which waits for the work already queued on the
 blocking streams (CuPy's and PyTorch's default ones); a producer writing on a non-blocking stream must
@@ -64,6 +65,19 @@ class DeviceArray:
 
     def __repr__(self) -> str:
         return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, address={self.address:#x})"
+
+
+def to_device(array: Any) -> DeviceArray:
+    """A copy of ``array`` (anything numpy converts) in GPU memory, from the cuda backend's pool: feed it to
+    run after run with no copy per run (as ``jax.device_put``). BackendUnavailableError without a GPU."""
+    from graphc.backends.compiled import contiguous
+    from graphc.backends.cuda.executable import gpu
+
+    host, device = contiguous(array), gpu()
+    memory = device.allocate(host.nbytes)
+    if host.nbytes:
+        device.driver.memcpy_htod(memory, host)
+    return DeviceArray(int(memory), host.shape, host.dtype, owner=memory)
 
 
 def device_feed(value: Any, dtype: np.dtype, where: Callable[[], str]) -> DeviceArray:

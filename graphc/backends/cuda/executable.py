@@ -52,7 +52,7 @@ from graphc.backends.compiled import (
     fetched_variables,
     lower_plan,
 )
-from graphc.backends.cuda.arrays import DeviceArray
+from graphc.backends.cuda.arrays import DeviceArray, to_device
 from graphc.backends.cuda.cublas import Cublas, column_major
 from graphc.backends.cuda.nvcc import Compiled, compile_module
 from graphc.backends.cuda.render import BLOCK, CudaModule, GemmCall, Launch, render  # BLOCK: threads per block
@@ -324,15 +324,10 @@ class CUDAExecutable(ShowsProgram):
         outputs = {t: _download(driver, bound[i], sized.shapes[t], dtype) for i, t, dtype in self._outputs}
         return [fetch_value(t, feeds, after, before, outputs) for t in self.plan.targets], updates
 
-    def _on_device(self, value: Any) -> Any:
+    @staticmethod
+    def _on_device(value: Any) -> Any:
         """A fetched value as a DeviceArray (a host value — a variable's, a feed's copy — uploaded)."""
-        if value is None or isinstance(value, DeviceArray):
-            return value
-        array = contiguous(value)
-        memory = self.gpu.allocate(array.nbytes)
-        if array.nbytes:
-            self.gpu.driver.memcpy_htod(memory, array)
-        return DeviceArray(int(memory), array.shape, array.dtype, owner=memory)
+        return value if value is None or isinstance(value, DeviceArray) else to_device(value)
 
     def _table(self, sized: _Sized, bound: dict[int, int]) -> list[int]:
         """The device address of every buffer: ``sized.table``'s and ``bound``'s."""

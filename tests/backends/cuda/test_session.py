@@ -7,6 +7,8 @@ memory in host memory with every copy and kernel argument checked against the li
 of the runtime runs, only the GPU is simulated (one op case in ``HOST_SAMPLE``: the rest of the registry's
 programs run under emulate.py, in test_emulated.py)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,9 @@ except BackendUnavailableError:
     if GXX is None:
         pytest.skip("neither a GPU nor g++ (for the host GPU) is here", allow_module_level=True)
 HOST_SAMPLE = 40  # on the host GPU, every 40th op case (about 22)
-CASES = ALL_CASES if DEVICE is not None else ALL_CASES[::HOST_SAMPLE]
+# on a GPU every case, or every GRAPHC_GPU_CASE_STEP-th (tools/gpu-check: a device call's time is short)
+CASE_STEP = int(os.environ.get("GRAPHC_GPU_CASE_STEP", "1")) if DEVICE is not None else HOST_SAMPLE
+CASES = ALL_CASES[::CASE_STEP]
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +210,9 @@ def test_gpu_feeds_are_read_in_place_and_fetches_stay_on_the_gpu(rng, host):
         np.testing.assert_allclose(first.get(), expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(np.asarray(second), np.tanh(x * y) + np.exp(-x * x), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(sess.run(out, {a: Foreign(on_gpu[0]), b: y}), expected, rtol=1e-5, atol=1e-6)
+        uploaded = gc.to_device(y)
+        assert uploaded.shape == (1000,) and uploaded.nbytes == 4000 and np.array_equal(uploaded.get(), y)
+        np.testing.assert_allclose(sess.run(out, {a: x, b: uploaded}), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_a_device_array_fed_to_a_cpu_backend_is_copied_to_the_host(rng):
