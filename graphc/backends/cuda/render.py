@@ -28,10 +28,11 @@ The interface with the runtime:
   row, the blocks striding over the rows: ``threads`` is the rows times ``BLOCK`` (256, which must be the
   runtime's block size, so that its blocks give one per row). Each column loop is split across the block's
   threads (thread t takes columns t, t + blockDim, …), a barrier follows it, and each reassociable
-  accumulation is combined by a tree in shared memory (``GRAPHC_SHARED``, a macro a host build can define)
-  whose result every thread then reads. Sums and extrema thus differ from the serial order's by
-  reassociation only, which the IR allows for these accumulations (``Assign.reassociate``). A column loop
-  whose lone inner loops touch disjoint elements is collapsed into one index split across the block;
+  accumulation is combined by warp shuffles, then across the block's warps through shared memory
+  (``GRAPHC_SHARED``, a macro a host build can define), into the value every thread then reads. Sums and
+  extrema thus differ from the serial order's by reassociation only, which the IR allows for these
+  accumulations (``Assign.reassociate``). A column loop whose lone inner loops touch disjoint elements is
+  collapsed into one index split across the block;
 * serial top-level statements that reduce whole loops into locals (a full reduction to one value: a mean's
   sum, a loss) run the same way as a single row (``_one_block``): one block of ``BLOCK`` threads splits the
   collapsed nest of element loops, and every thread runs the statements after it (storing the same values);
@@ -39,9 +40,8 @@ The interface with the runtime:
   in a launch of one thread; a ``Gemm`` is a ``GemmCall`` whose enclosing sequential loops the host runs.
 
 Only correctness is checked so far (nvcc compiles every program to PTX; host C++ runs the launches on a
-simulated grid, a block's threads concurrently): the speed on a GPU is not measured yet, the column interchange's
-and the block per row included. Not done: warp shuffles in place of the shared-memory tree, a warp rather than
-a block for short rows, a tree over the rows for column reductions with few columns (each column's rows run on
+simulated grid, a block's threads as fibers): the speed on a GPU is not measured yet, the column interchange's
+and the block per row included. Not done: a warp rather than a block for short rows, a tree over the rows for column reductions with few columns (each column's rows run on
 one thread), 32-bit index arithmetic where sizes allow, a grid of blocks for a full reduction (one block now:
 a second launch would combine the blocks' values), and parallelizing what stays serial (a scatter-add through
 indices read from memory).
@@ -73,6 +73,9 @@ from graphc.ops import scalar
 from graphc.ops.scalar import Call, Const, Expr
 
 BLOCK = 256  # threads per block of a block-per-row launch: executable.py's block size must equal it
+WARP = 32  # threads of a warp: the width of __shfl_down_sync
+WARPS = BLOCK // WARP  # warps per block: a power of two, at most a warp's lanes
+assert WARPS & (WARPS - 1) == 0 and WARPS <= WARP and BLOCK % WARP == 0
 C_TYPE = {"bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
 MEMORY_TYPE = {**C_TYPE, "bool": "unsigned char"}  # numpy stores a bool in one byte
 
@@ -325,7 +328,7 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
                   "  __syncthreads();", "  if (failed[0]) return;"]
         dtypes = sorted({local.dtype for reductions in part.block.values() for local, _ in reductions
                          if local.name in read_locals})
-        lines += [f"  GRAPHC_SHARED({C_TYPE[d]}, partial_{d}, {BLOCK});" for d in dtypes]
+        lines += [f"  GRAPHC_SHARED({C_TYPE[d]}, partial_{d}, {WARPS});" for d in dtypes]
     lines += [f"  const long long dim_{slot} = dims[{slot}];" for slot in sorted(dims)]
     lines += [f"  {C_TYPE[dtype]} {local} = {_zero(dtype)};" for local, dtype in _locals(part.body)
               if local in read_locals]
@@ -417,6 +420,8 @@ def _reduction(name: str, assigns: list[ir.Assign], inner: list[ir.Stmt],
     is the same reassociable ``acc = op(acc, value)`` with ``acc`` read nowhere else, from a ``start``
     declared in the row that the block may combine once per thread (0 for a sum); else None."""
     local = assigns[0].local
+    if local.dtype == "bool":
+        return None  # __shfl_down_sync has no bool form
     kinds = {a.value.primitive.name if isinstance(a.value, Call) else None for a in assigns}
     if start is None or not all(a.reassociate for a in assigns) or len(kinds) != 1 or None in kinds:
         return None
@@ -434,7 +439,7 @@ def _block_per_row(loop: ir.Loop, reductions: dict[int, list[tuple[ir.Local, Cal
     """Renders ``loop`` (see ``_block_rows``) as one block per row, blocks striding over the rows: the row
     statements run on every thread, thread t takes the columns t, t + blockDim, … of each column loop, a
     barrier follows each column loop (what it stored is then visible to the whole block), and each
-    accumulator's partial values are combined by a tree in shared memory whose result every thread reads.
+    accumulator's partial values are combined (``_block_combine``) into the value every thread reads.
     Returns the threads to launch: ``BLOCK`` per row, so that the runtime's blocks of ``BLOCK`` give a block
     per row. The sums and extrema are the serial loop's up to reassociation, which the IR allows."""
     head = loop.index.name
@@ -453,17 +458,32 @@ def _block_per_row(loop: ir.Loop, reductions: dict[int, list[tuple[ir.Local, Cal
         for local, update in reductions[id(s)]:
             if local.name not in writer.read_locals:
                 continue
-            partial = f"partial_{local.dtype}"
-            mine, other = f"{partial}[threadIdx.x]", f"{partial}[threadIdx.x + stride]"
-            combine = _PRIMITIVES[update.primitive.name](update, [mine, other])
-            lines += [f"    {mine} = {local.name};", "    __syncthreads();",
-                      "    for (unsigned stride = 1; stride < blockDim.x; stride *= 2) {",
-                      "      if (threadIdx.x % (2 * stride) == 0 && threadIdx.x + stride < blockDim.x)",
-                      f"        {mine} = {combine};",
-                      "      __syncthreads();", "    }",
-                      f"    {local.name} = {partial}[0];", "    __syncthreads();"]
+            lines += _block_combine(local, update)
     lines.append("  }")
     return ir.mul(loop.extent, ir.const(BLOCK))
+
+
+def _block_combine(local: ir.Local, update: Call) -> list[str]:
+    """Lines combining every thread's partial value of ``local`` (by ``update``'s reassociable operation) into
+    the block's, which every thread then holds: each warp folds its 32 values with shuffles (lane 0 ends with
+    the warp's), lane 0 of each warp puts it in shared memory, and each warp folds those ``WARPS`` values
+    again; one barrier between, one after (the shared slots are reused by the next reduction)."""
+    name, partial = local.name, f"partial_{local.dtype}"
+    combine = _PRIMITIVES[update.primitive.name](update, [name, "other"])
+
+    def fold(first_offset: int) -> list[str]:
+        return [f"    for (int offset = {first_offset}; offset > 0; offset >>= 1) {{",
+                f"      const {C_TYPE[local.dtype]} other = __shfl_down_sync(0xffffffffu, {name}, offset);",
+                f"      {name} = {combine};", "    }"]
+    return [*fold(WARP // 2),
+            f"    if ((threadIdx.x & {WARP - 1}) == 0) {partial}[threadIdx.x / {WARP}] = {name};",
+            "    __syncthreads();",
+            f"    {name} = {partial}[threadIdx.x & {WARPS - 1}];",
+            *fold(WARPS // 2),
+            f"    if (threadIdx.x == 0) {partial}[0] = {name};",
+            "    __syncthreads();",
+            f"    {name} = {partial}[0];",
+            "    __syncthreads();"]
 
 
 # -- collapsing a perfect loop nest into one grid-stride index ----------------------------------------------

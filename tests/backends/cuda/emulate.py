@@ -7,8 +7,9 @@ resolved and checked, the temps placed in one arena by ``plan_arena`` (filled wi
 float, so a value read before it is written shows), the outputs filled the same way, each ``Launch`` run as
 every thread of a small simulated grid (blocks of 4 threads, at most 2 blocks: fewer threads than elements,
 so the grid-stride loops and the index recovery are exercised; a serial part on one thread; none for 0
-threads; a launch whose threads synchronize — a block per row, its reductions a tree in shared memory — runs
-each block's threads as fibers switched at every barrier, fewer threads than a row's columns),
+threads; a launch whose threads synchronize — a block per row, its reductions warp shuffles and shared
+memory — runs blocks of the runtime's 256 threads, at most 2, each block's threads as fibers switched at
+every barrier and shuffle),
 each ``GemmCall`` as the column-major GEMMs executable.py would issue to cuBLAS (computed by numpy
 on views of the buffers), and the status word checked after each step (a failure raises the program's
 message, as ``CUDAExecutable`` does).
@@ -33,6 +34,7 @@ import graphc as gc
 from graphc.backends.compiled import check_extents, contiguous, fetch_value, fetched_variables, lower_plan
 from graphc.backends.cuda.cublas import OP_T, ColumnMajorGemm, column_major
 from graphc.backends.cuda.executable import _bind, gemm_iterations
+from graphc.backends.cuda.render import BLOCK as RENDER_BLOCK
 from graphc.backends.cuda.render import PRELUDE, CudaModule, GemmCall, Launch, render
 from graphc.errors import ShapeError
 from graphc.graph.node import Node
@@ -93,6 +95,19 @@ static unsigned gc_running, gc_block, gc_blocks, gc_per_block;
 static void* gc_function;
 static void** gc_args;
 inline void __syncthreads() { swapcontext(&gc_fibers[gc_running], &gc_scheduler); }
+/* a warp shuffle, called by every thread of the block at the same point (as the rendered reductions do): each
+   thread posts its value, all meet, each reads lane + delta of its own warp (its own value past the warp's
+   end), all meet again before the slots are reused */
+template <typename T> T __shfl_down_sync(unsigned, T value, int delta) {
+  static std::vector<T> slots;
+  slots.resize(blockDim.x);
+  slots[threadIdx.x] = value;
+  __syncthreads();
+  const unsigned lane = threadIdx.x % 32, source = threadIdx.x + delta;
+  const T result = lane + delta < 32 && source < blockDim.x ? slots[source] : value;
+  __syncthreads();
+  return result;
+}
 static void gc_fiber(int thread) {
   GC_CALL(gc_function, gc_args);
   gc_done[thread] = 1;
@@ -239,10 +254,11 @@ class EmulatedExecutable:
         buffers = self.program.buffers
         pointers = [_pointer(arrays[buffers[b]]) for b in step.buffers] + [_pointer(dims), _pointer(status)]
         function = getattr(self.library, step.function)
-        if step.function in self.synchronizing:
+        if step.function in self.synchronizing:  # blocks of render.BLOCK threads, as the runtime launches them
             assert len(pointers) <= ARGUMENTS, f"emulate: {step.function} takes more than {ARGUMENTS} pointers"
             arguments = (ctypes.c_void_p * ARGUMENTS)(*pointers)
-            self.library.gc_run_blocks(ctypes.cast(function, ctypes.c_void_p), arguments, grid, block)
+            grid = min(-(-threads // RENDER_BLOCK), BLOCKS)
+            self.library.gc_run_blocks(ctypes.cast(function, ctypes.c_void_p), arguments, grid, RENDER_BLOCK)
             self.steps_run["launches"] += 1
             self.steps_run["block launches"] += 1
             return

@@ -179,7 +179,7 @@ def test_benchmark_training_steps_match_the_numpy_backend(bench, name):
 
 # -- row reductions: a block of threads per row, its partial results combined in shared memory --------------
 ROW_PROGRAMS = 20_000  # the row programs' numbers start here
-COLUMNS = 13  # the rows' length: more than the 4 emulated threads of a block, and not a power of two
+COLUMNS = 601  # the rows' length: more than a block's 256 threads (each takes 2 or 3), not a power of two
 
 
 def _numpy_layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -219,8 +219,8 @@ ROW_VARIANTS = [(name, dtype, unknown) for name in ROWS for dtype in ("float32",
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    """Every row variant's program (5 rows of 13 columns: more rows than the 2 emulated blocks, more columns
-    than their 4 threads, neither a power of two), built in one g++ run."""
+    """Every row variant's program (5 rows of 601 columns: more rows than the 2 emulated blocks, more columns
+    than their 256 threads, neither a power of two), built in one g++ run."""
     rng = np.random.default_rng([SEED, 7])
     programs = []
     for number, (name, dtype, unknown) in enumerate(ROW_VARIANTS):
@@ -241,8 +241,8 @@ def rows(tmp_path_factory):
 @pytest.mark.parametrize("number", [pytest.param(n, id=f"{name}-{dtype}{'-none-dims' if unknown else ''}")
                                     for n, (name, dtype, unknown) in enumerate(ROW_VARIANTS)])
 def test_row_reductions_on_blocks_of_threads_match_numpy(rows, number):
-    """Each row on a block of 4 threads (fibers switched at each __syncthreads): the threads' partial
-    sums and extrema combined by the shared-memory tree differ from the serial order by reassociation only
+    """Each row on a block of 256 threads (fibers switched at each barrier and shuffle): the threads' partial
+    sums and extrema combined by warp shuffles and shared memory differ from the serial order by reassociation only
     (allowed by the IR), so the tolerance is a few roundings of the dtype."""
     program, feeds, expected = rows[number]
     got, _ = program.run(feeds)
@@ -257,14 +257,14 @@ def test_row_reductions_on_blocks_of_threads_match_numpy(rows, number):
 # -- full reductions to one value: one block of threads, its partial results combined in shared memory ------
 FULL_PROGRAMS = 30_000  # the full reductions' numbers start here
 FULL = {"sum": (gc.reduce_sum, np.sum), "mean": (gc.reduce_mean, np.mean), "max": (gc.reduce_max, np.max)}
-FULL_VARIANTS = [(name, shape, dtype, unknown) for name in FULL for shape in ((3, 37), (37,))
+FULL_VARIANTS = [(name, shape, dtype, unknown) for name in FULL for shape in ((3, 337), (601,))
                  for dtype in ("float32", "float64") for unknown in (False, True)]
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    """Every full reduction variant's program (37 or 111 elements: more than the emulated block's 4 threads,
-    not a power of two), built in one g++ run."""
+    """Every full reduction variant's program (1011 or 601 elements: more than the block's 256 threads, not a
+    power of two), built in one g++ run."""
     rng = np.random.default_rng([SEED, 11])
     programs = []
     for number, (name, shape, dtype, unknown) in enumerate(FULL_VARIANTS):
@@ -283,7 +283,7 @@ def full(tmp_path_factory):
     pytest.param(n, id=f"{name}-{'x'.join(map(str, shape))}-{dtype}{'-none-dims' if unknown else ''}")
     for n, (name, shape, dtype, unknown) in enumerate(FULL_VARIANTS)])
 def test_full_reductions_on_one_block_of_threads_match_numpy(full, number):
-    """The reduction to one value on a block of 4 threads (fibers) (the grid's second block finds no
+    """The reduction to one value on a block of 256 threads (fibers) (the grid's second block finds no
     row): the same value as numpy's up to reassociation, every launch a block's (nothing left serial)."""
     program, feeds, expected = full[number]
     (value,), _ = program.run(feeds)

@@ -175,7 +175,7 @@ def _row_sum(start: float) -> ir.Program:
                       ["run count", "x.shape[0]"])
 
 
-def test_row_reduction_is_a_launch_of_one_block_per_row_reducing_in_shared_memory():
+def test_row_reduction_is_a_launch_of_one_block_per_row_reducing_by_warp_shuffles():
     module = render(_row_sum(0.0))
     (launch,) = module.steps
     assert launch == Launch("graphc_k0_0", (0, 1), ir.mul(ir.Dim(1), ir.const(render_module.BLOCK)))
@@ -184,7 +184,8 @@ def test_row_reduction_is_a_launch_of_one_block_per_row_reducing_in_shared_memor
     assert "const float* __restrict__ b0, float* __restrict__ b1, const long long* __restrict__ dims" in text
     assert "for (long long i0 = blockIdx.x; i0 < n_i0; i0 += gridDim.x)" in text  # blocks stride over rows
     assert "for (long long i1 = threadIdx.x, n_i1 = 8LL; i1 < n_i1; i1 += blockDim.x)" in text
-    assert "GRAPHC_SHARED(float, partial_float32, 256);" in text and "acc0 = partial_float32[0];" in text
+    assert "GRAPHC_SHARED(float, partial_float32, 8);" in text and "acc0 = partial_float32[0];" in text
+    assert text.count("__shfl_down_sync(0xffffffffu, acc0, offset)") == 2  # within the warps, then across them
     assert text.index("__syncthreads();") < text.index("if (failed[0]) return;")  # the status, block-wide
     # a sum that starts from a value other than 0 would add it once per thread: a thread per row, as before
     (serial,) = render(_row_sum(1.0)).steps
