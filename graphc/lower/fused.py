@@ -171,7 +171,7 @@ class FusedLowering:
             statements = []
             for r, acc in accumulators.items():
                 value = scalar.cast(self.operand(r, 0, scope), acc.dtype)
-                statements.append(Store(acc, at, fold(r).combine(Load(acc, at), value)))
+                statements.append(Store(acc, at, fold(r).combine(Load(acc, at), value), reassociate=True))
             for tensor, operand in self.outputs.items():
                 if self.is_full(tensor.node):
                     statements.append(self._store(tensor, operand, scope))

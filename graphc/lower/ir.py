@@ -143,11 +143,14 @@ class Loop(Stmt):
 
 @dataclass(frozen=True)
 class Store(Stmt):
-    """``buffer[index] = value``."""
+    """``buffer[index] = value``. ``reassociate``: the store accumulates (``value`` combines the element's
+    current value with another by a reassociable fold: a column sum's ``acc[j] = acc[j] + x[i, j]``), so a
+    backend may split the accumulation into partial ones combined in another order (as ``Assign``'s)."""
 
     buffer: Buffer
     index: Expr
     value: Expr
+    reassociate: bool = False
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,8 @@ def statements_text(body: tuple[Stmt, ...] | list[Stmt], depth: int = 1) -> list
             lines.append(f"{pad}{kind} {s.index.name} < {expr_text(s.extent)}:")
             lines += statements_text(s.body, depth + 1)
         elif isinstance(s, Store):
-            lines.append(f"{pad}{s.buffer.name}[{expr_text(s.index)}] = {expr_text(s.value)}")
+            lines.append(f"{pad}{s.buffer.name}[{expr_text(s.index)}] = {expr_text(s.value)}"
+                         + ("  (reassociable)" if s.reassociate else ""))
         elif isinstance(s, Declare):
             lines.append(f"{pad}{s.local.dtype} {s.local.name} = {expr_text(s.value)}")
         elif isinstance(s, Assign):

@@ -22,7 +22,10 @@ The interface with the runtime:
   (``threads``: the product of the column extents, collapsed as above) runs the rows in order. A column
   reduction (a bias gradient: zero ``F`` accumulators, add each of ``N`` rows into them, store them) is then
   three launches of ``F`` threads, and each column's results are bit-identical to the serial order's (the
-  same additions in the same order); a nest whose iterations are all independent runs with no rows at all;
+  same additions in the same order); a nest whose iterations are all independent runs with no rows at all.
+  With few columns (at most ``COLUMN_BLOCKS_MAX``, known: a conv bias gradient's channels over a batch of
+  pixels) and accumulations the IR marks reassociable (``Store.reassociate``), each column runs on a block
+  instead (``_block_columns``): its threads split the rows and combine their partial sums as a row's;
 * a parallel loop over rows whose body is row statements and column loops that reduce (sum, max, softmax,
   log-softmax, layer norm, cross-entropy: ``_block_rows`` says what is proved) runs a block of threads per
   row, the blocks striding over the rows: ``threads`` is the rows times ``BLOCK`` (256, which must be the
@@ -41,8 +44,8 @@ The interface with the runtime:
 
 Only correctness is checked so far (nvcc compiles every program to PTX; host C++ runs the launches on a
 simulated grid, a block's threads as fibers): the speed on a GPU is not measured yet, the column interchange's
-and the block per row included. Not done: a warp rather than a block for short rows, a tree over the rows for column reductions with few columns (each column's rows run on
-one thread), 32-bit index arithmetic where sizes allow, a grid of blocks for a full reduction (one block now:
+and the block per row included. Not done: a warp rather than a block for short rows, 32-bit index arithmetic
+where sizes allow, a grid of blocks for a full reduction (one block now:
 a second launch would combine the blocks' values), and parallelizing what stays serial (a scatter-add through
 indices read from memory).
 
@@ -143,7 +146,8 @@ template <typename T> GRAPHC_FN T gc_imin(T a, T b) { return a < b ? a : b; }
 
 @dataclass(frozen=True)
 class Launch:
-    """One ``__global__`` function launch: ``threads`` threads (an int64 expression of dims)."""
+    """One ``__global__`` function launch: ``threads`` threads (an int64 expression of dims; 0 when the launch's
+    condition on the dims fails, so the host skips it)."""
 
     function: str  # its name in CudaModule.source (extern "C": not mangled)
     buffers: tuple[int, ...]  # indices into Program.buffers of its pointer parameters, in order
@@ -206,6 +210,7 @@ class _Part:
     guard: tuple[Expr, ...] = ()
     interchange: tuple[list[ir.Loop], list[ir.Loop]] | None = None  # (rows, columns) of a sequential nest
     block: dict[int, list[tuple[ir.Local, Call]]] | None = None  # block per row: _block_rows
+    column_blocks: _ColumnBlocks | None = None  # block per column: _block_columns
 
 
 def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
@@ -242,7 +247,7 @@ def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list
         elif isinstance(s, ir.Loop) and s.parallel and _independent(s):
             steps.append(_Part([s], s, guard, block=_block_rows(s) if len(_collapsed(s)) == 1 else None))
         elif isinstance(s, ir.Loop) and (swapped := _interchanged(s)) is not None:
-            steps.append(_Part([s], None, guard, swapped))
+            steps.append(_Part([s], None, guard, swapped, column_blocks=_block_columns(*swapped)))
         elif (isinstance(s, ir.If) and _on_dims(s.condition)
               and (any(isinstance(x, ir.Loop) and x.parallel for x in ir.walk_statements([s]))
                    or any(isinstance(x, ir.Loop) and _interchanged(x) for x in (*s.then, *s.orelse)))):
@@ -319,16 +324,21 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
               for b in buffers]
     params += ["const long long* __restrict__ dims", "int* __restrict__ status"]
     read_locals = _live_locals(part.body)
+    if part.column_blocks is not None:  # the partial accumulators stand for stores
+        read_locals |= {local.name for local, _ in part.column_blocks.accumulators}
     writer = _Writer({b: f"b{position[b]}" for b in buffers}, read_locals)
     lines = [f'extern "C" __global__ void {name}({", ".join(params)}) {{']
-    if part.block is None:
+    if part.block is None and part.column_blocks is None:
         lines.append("  if (*status) return;")
     else:  # every thread of a block sees one value, so all of them reach the same barriers
         lines += ["  GRAPHC_SHARED(int, failed, 1);", "  if (threadIdx.x == 0) failed[0] = *status;",
                   "  __syncthreads();", "  if (failed[0]) return;"]
-        dtypes = sorted({local.dtype for reductions in part.block.values() for local, _ in reductions
-                         if local.name in read_locals})
-        lines += [f"  GRAPHC_SHARED({C_TYPE[d]}, partial_{d}, {WARPS});" for d in dtypes]
+        if part.block is not None:
+            dtypes = {local.dtype for reductions in part.block.values() for local, _ in reductions
+                      if local.name in read_locals}
+        else:
+            dtypes = {local.dtype for local, _ in part.column_blocks.accumulators}
+        lines += [f"  GRAPHC_SHARED({C_TYPE[d]}, partial_{d}, {WARPS});" for d in sorted(dtypes)]
     lines += [f"  const long long dim_{slot} = dims[{slot}];" for slot in sorted(dims)]
     lines += [f"  {C_TYPE[dtype]} {local} = {_zero(dtype)};" for local, dtype in _locals(part.body)
               if local in read_locals]
@@ -339,6 +349,8 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
         lines.append(f"  if (!{writer.inline(condition, lines, 1)}) return;")
     if part.block is not None:
         threads = _block_per_row(part.parallel, part.block, writer, lines)
+    elif part.column_blocks is not None:
+        threads = _block_per_column(part.column_blocks, writer, lines)
     elif part.parallel is not None:
         nest = _collapsed(part.parallel)
         threads = _grid_stride(nest, writer, lines)
@@ -356,6 +368,8 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
         writer.statements(part.body, lines, 1)
         threads = ir.const(1)
     lines.append("}")
+    if part.guard:  # the condition is on the dims: the host skips the launch when it fails (no threads)
+        threads = scalar.select(condition, threads, ir.const(0))
     return "\n".join(lines), Launch(name, tuple(position[b] for b in buffers), threads)
 
 
@@ -484,6 +498,104 @@ def _block_combine(local: ir.Local, update: Call) -> list[str]:
             "    __syncthreads();",
             f"    {name} = {partial}[0];",
             "    __syncthreads();"]
+
+
+# -- a block of threads per column: column reductions with few columns ----------------------------------------
+COLUMN_BLOCKS_MAX = 4096  # a column reduction of at most this many columns (known) runs a block per column
+
+
+@dataclass(frozen=True)
+class _ColumnBlocks:
+    """A column reduction run as a block per column (``_block_columns``): the ``rows`` and ``columns`` loops of
+    the interchanged nest, the element ``body`` with each accumulating store replaced by an update of a partial
+    local, and each partial with the store it stands for."""
+
+    rows: list[ir.Loop]
+    columns: list[ir.Loop]
+    body: tuple[ir.Stmt, ...]
+    accumulators: list[tuple[ir.Local, ir.Store]]
+
+
+def _block_columns(rows: list[ir.Loop], columns: list[ir.Loop]) -> _ColumnBlocks | None:
+    """A block of threads per column of the interchanged nest ``(rows, columns)``, when it is a column
+    reduction of few columns (a bias gradient: ``acc[j] = acc[j] + x[i, j]``, a few channels over a batch of
+    pixels) — one thread per column would leave the GPU nearly idle, each thread adding thousands of rows.
+
+    Each block takes a column (blocks striding over them), its threads split the rows, each thread folds its
+    rows into a partial value; the block combines the partials (``_block_combine``) and one thread folds the
+    total into the accumulator. Required: at most ``COLUMN_BLOCKS_MAX`` columns, known; the element body is
+    declarations, assignments and stores only; every accumulating store (``Store.reassociate``: the IR allows
+    its reordering) is ``acc[at] = op(acc[at], value)`` with op add, maximum or minimum (not of bools), ``at``
+    depending on the columns only, and nothing else in the body reads or writes an accumulator; the other
+    stores (a full-shape output stored beside a sum) write disjoint elements across rows and columns."""
+    if not rows:
+        return None
+    count = ir.static_value(ir.product([loop.extent for loop in columns]))
+    if count is None or count > COLUMN_BLOCKS_MAX:
+        return None
+    body = columns[-1].body
+    if any(not isinstance(x, ir.Declare | ir.Assign | ir.Store) for x in body):
+        return None
+    column_indices = {loop.index.name for loop in columns}
+    accumulators: list[tuple[ir.Local, ir.Store]] = []
+    rewritten: list[ir.Stmt] = []
+    for x in body:
+        if isinstance(x, ir.Store) and x.reassociate:
+            update = x.value
+            if not (isinstance(update, Call) and update.primitive.name in _REDUCERS and x.buffer.dtype != "bool"
+                    and len(update.args) == 2 and update.args[0] == ir.Load(x.buffer, x.index)):
+                return None
+            if {e.name for e in ir.walk_expr(x.index) if isinstance(e, ir.Index)} - column_indices:
+                return None
+            local = ir.Local(f"colacc{len(accumulators)}", x.buffer.dtype)
+            accumulators.append((local, x))
+            rewritten.append(ir.Assign(local, Call(update.primitive, (local, update.args[1]), update.to)))
+        else:
+            rewritten.append(x)
+    accumulated = [x.buffer for _, x in accumulators]
+    if not accumulators or len(set(accumulated)) < len(accumulated):
+        return None
+    touched = [e.buffer for x in rewritten for e in _expressions(x) if isinstance(e, ir.Load)]
+    touched += [x.buffer for x in rewritten if isinstance(x, ir.Store)]
+    if set(touched) & set(accumulated):
+        return None
+    others: ir.Stmt | tuple[ir.Stmt, ...] = tuple(x for x in body if not (isinstance(x, ir.Store) and x.reassociate))
+    for loop in reversed(rows + columns):  # the nest without the accumulating stores
+        others = ir.Loop(loop.index, loop.extent, others if isinstance(others, tuple) else (others,))
+    if not _disjoint(_lone_loops(others)):
+        return None
+    return _ColumnBlocks(rows, columns, tuple(rewritten), accumulators)
+
+
+def _block_per_column(plan: _ColumnBlocks, writer: _Writer, lines: list[str]) -> ir.Expr:
+    """Renders a column reduction as a block per column (``_block_columns``); returns the threads to launch:
+    ``BLOCK`` per column."""
+    columns = _grid_stride(plan.columns, writer, lines, over="blocks")
+    for local, store in plan.accumulators:
+        lines.append(f"    {C_TYPE[local.dtype]} {local.name} = {_identity(store.value, local.dtype)};")
+    _grid_stride(plan.rows, writer, lines, over="block")
+    writer.statements(plan.body, lines, 3)
+    lines.append("    }")
+    for local, store in plan.accumulators:
+        update = store.value
+        lines += _block_combine(local, update)
+        lines.append("    if (threadIdx.x == 0) {")
+        writer.statement(ir.Store(store.buffer, store.index, Call(update.primitive, (update.args[0], local),
+                                                                  update.to)), lines, 3)
+        lines.append("    }")
+    lines.append("  }")
+    return ir.mul(columns, ir.const(BLOCK))
+
+
+def _identity(update: Call, dtype: str) -> str:
+    """The value that ``update``'s operation (add, maximum or minimum) leaves any value unchanged with."""
+    name = update.primitive.name
+    if name == "add":
+        return constant(0, dtype)
+    if dtype in FLOATS:
+        return constant(-math.inf if name == "maximum" else math.inf, dtype)
+    info = np.iinfo(dtype)
+    return constant(int(info.min if name == "maximum" else info.max), dtype)
 
 
 # -- collapsing a perfect loop nest into one grid-stride index ----------------------------------------------
@@ -677,15 +789,22 @@ def _affine(e: Expr, names: set[str]) -> tuple[dict[str, Expr], Expr] | None:
     return coefficients, combine(left_offset, right_offset)
 
 
-def _grid_stride(nest: list[ir.Loop], writer: _Writer, lines: list[str], block: bool = False) -> ir.Expr:
+_STRIDES = {  # what a grid-stride loop strides over: (its first index, its step, its depth)
+    "grid": ("(long long)blockIdx.x * blockDim.x + threadIdx.x", "{} += (long long)gridDim.x * blockDim.x", 1),
+    "block": ("threadIdx.x", "{} += blockDim.x", 2),  # the threads of one block: a block per row's columns
+    "blocks": ("blockIdx.x", "{} += gridDim.x", 1),  # the blocks: a block per column's columns
+}
+
+
+def _grid_stride(nest: list[ir.Loop], writer: _Writer, lines: list[str], block: bool = False,
+                 over: str = "grid") -> ir.Expr:
     """Opens the grid-stride loop over the iterations of ``nest`` (each thread recovers the loops' indices
     from its flat index by division and remainder, the innermost fastest) and returns how many threads it
     wants: the product of the extents (the inner ones clamped at 0, so two negative ones give no work).
-    ``block``: the loop strides over the threads of one block instead (a column loop of a block per row)."""
-    head, level = nest[0].index.name, 2 if block else 1
-    pad = "  " * level
-    step = "{} += blockDim.x" if block else "{} += (long long)gridDim.x * blockDim.x"
-    first = "threadIdx.x" if block else "(long long)blockIdx.x * blockDim.x + threadIdx.x"
+    ``over`` says what the loop strides over (``_STRIDES``; ``block=True`` is ``over="block"``)."""
+    first, step, level = _STRIDES["block" if block else over]
+    head, pad = nest[0].index.name, "  " * level
+    block = block or over == "block"
     if len(nest) == 1 and block:
         extent = writer.inline(nest[0].extent, lines, level)
         bounds = f"{head} = {first}, n_{head} = {extent}; {head} < n_{head}"

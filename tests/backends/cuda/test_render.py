@@ -205,7 +205,8 @@ def test_softmax_and_cross_entropy_rows_become_block_per_row_launches():
         fetches = [gc.nn.softmax(x), gc.reduce_sum(x, axis=1), loss, gc.gradients(loss, [x])[0]]
     module = render(program_of(graph, fetches, {x: np.zeros((4, 1000), np.float32), labels: np.zeros(4, np.int64)}))
     rows = [s for s in module.steps if isinstance(s, Launch) and isinstance(s.threads, scalar.Call)]
-    assert rows and all(s.threads.args[1] == ir.const(256) for s in rows)
+    unguarded = [s.threads.args[1] if s.threads.primitive.name == "select" else s.threads for s in rows]
+    assert rows and all(threads.args[1] == ir.const(256) for threads in unguarded)
     # the mean over the rows' losses is one block (full reductions: test_full_reduction_...); nothing is serial
     assert all(s in rows or s.threads == ir.const(256) for s in module.steps if isinstance(s, Launch))
     functions = _functions(module)
@@ -346,7 +347,8 @@ def test_size_test_around_parallel_loops_becomes_guarded_launches():
     other = ir.Loop(i, ir.Dim(1), (ir.Store(out, i, scalar.constant(-2.0, "float32")),), parallel=True)
     choice = ir.If(scalar.eq(ir.Dim(1), ir.const(3)), (fill,), (other,))
     module = render(ir.Program([out], [ir.LoopKernel("k0", (choice,))], ["run count", "n"]))
-    assert [s.threads for s in module.steps] == [ir.Dim(1), ir.Dim(1)]
+    dims = [np.array([0, n], np.int64) for n in (3, 5)]
+    assert [[ir.evaluate_size(s.threads, d) for s in module.steps] for d in dims] == [[3, 0], [0, 5]]
     first, second = _functions(module).values()
     assert "if (!(dim_1 == 3LL)) return;" in first and "b0[i0] = 1.5f;" in first
     assert "if (!(!(dim_1 == 3LL))) return;" in second and "b0[i0] = (-2.0f);" in second
@@ -496,17 +498,18 @@ def test_collapsed_nests_run_on_a_simulated_grid_match_numpy(tmp_path):
 
 # -- column reductions: the row loop interchanged under one thread per column ------------------------------
 def _column_sum(rows: ir.Expr, columns: ir.Expr, extra: Callable | None = None, extent: ir.Expr | None = None,
-                read: ir.Expr | None = None) -> ir.Program:
+                read: ir.Expr | None = None, reassociate: bool = False) -> ir.Program:
     """``acc[c] += x[r, c]`` over ``rows`` × ``columns`` as the lowering builds a column reduction (zero the
     accumulators, accumulate row by row, store them), the column loop's ``extent`` and the accumulator
     element ``read`` replaceable (to build unsafe variants), ``extra(x, acc)``'s statements in the column
-    body (the buffers they store to join the program)."""
+    body (the buffers they store to join the program); ``reassociate``: the accumulation may be reordered."""
     x = _buffer("x", "float32", rows, columns, role="feed")
     acc, out = _buffer("acc", "float32", columns), _buffer("out", "float32", columns, role="output")
     i, r, c, k = (ir.Index(f"i{n}") for n in range(4))
     at = ir.add(ir.mul(r, columns), c)
     more = () if extra is None else tuple(extra(x, acc))
-    body = (ir.Store(acc, c, scalar.add(ir.Load(acc, c if read is None else read), ir.Load(x, at))), *more)
+    body = (ir.Store(acc, c, scalar.add(ir.Load(acc, c if read is None else read), ir.Load(x, at)),
+                     reassociate=reassociate), *more)
     kernel = ir.LoopKernel("k0", (
         ir.Loop(i, columns, (ir.Store(acc, i, scalar.constant(0.0, "float32")),), parallel=True),
         ir.Loop(r, rows, (ir.Loop(c, columns if extent is None else extent, body),)),
@@ -530,13 +533,45 @@ def test_column_reduction_runs_one_thread_per_column_over_the_rows_in_order():
         return [ir.Store(full, at, ir.Load(x, at))]
 
     assert render(_column_sum(n, f, gradient)).steps[1].threads == f
-    for axes, kept in (((None, 64), 64), ((None, None), ir.Dim(2))):  # the real lowering, static and run-time
-        graph = gc.Graph()
-        with graph.as_default():
-            x = gc.placeholder("float32", axes, name="x")
-            total = gc.reduce_sum(x, axis=0)
-        module = render(program_of(graph, [total], {x: np.ones((5, 64), np.float32)}))
-        assert [s.threads for s in module.steps] == [ir.as_expr(kept)] * 3
+    graph = gc.Graph()  # the real lowering, the columns known at run time only
+    with graph.as_default():
+        x = gc.placeholder("float32", (None, None), name="x")
+        total = gc.reduce_sum(x, axis=0)
+    module = render(program_of(graph, [total], {x: np.ones((5, 64), np.float32)}))
+    assert [s.threads for s in module.steps] == [ir.Dim(2)] * 3
+
+
+def test_column_reduction_of_few_known_columns_runs_a_block_per_column():
+    """A bias gradient's few channels over many rows: each column a block whose threads split the rows (the
+    lowering marks the accumulation reassociable); the full-shape gradient stored beside it stays disjoint."""
+    n, f = ir.Dim(1), ir.const(16)
+    module = render(_column_sum(n, f, reassociate=True))
+    assert [s.threads for s in module.steps] == [f, ir.mul(f, ir.const(render_module.BLOCK)), f]
+    text = _functions(module)["graphc_k0_1"]
+    assert "for (long long i2 = blockIdx.x; i2 < n_i2; i2 += gridDim.x)" in text  # blocks over the columns
+    assert "for (long long i1 = threadIdx.x, n_i1 = dim_1; i1 < n_i1; i1 += blockDim.x)" in text  # threads: rows
+    assert "colacc0 = (colacc0 + b0[" in text and text.count("__shfl_down_sync") == 2
+    assert "if (threadIdx.x == 0) {\n      b1[i2] = (b1[i2] + colacc0);" in text
+
+    def gradient(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:
+        at = ir.add(ir.mul(ir.Index("i1"), f), ir.Index("i2"))
+        return [ir.Store(_buffer("full", "float32", n, f, role="output"), at, ir.Load(x, at))]
+
+    def column_only(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:  # every row writes the same element
+        return [ir.Store(_buffer("last", "float32", f, role="output"), ir.Index("i2"), ir.Load(x, ir.Index("i2")))]
+
+    assert render(_column_sum(n, f, gradient, reassociate=True)).steps[1].threads == ir.mul(f, ir.const(256))
+    for unsafe in (render(_column_sum(n, f, column_only, reassociate=True)),  # rows would race on it
+                   render(_column_sum(n, ir.Dim(2), reassociate=True)),  # columns not known: maybe many
+                   render(_column_sum(n, ir.const(5000), reassociate=True)),  # too many to need it
+                   render(_column_sum(n, f))):  # an accumulation the IR does not let reorder
+        assert unsafe.steps[1].threads in (f, ir.Dim(2), ir.const(5000))
+    graph = gc.Graph()  # the real lowering: a known number of columns
+    with graph.as_default():
+        x = gc.placeholder("float32", (None, 64), name="x")
+        total = gc.reduce_sum(x, axis=0)
+    module = render(program_of(graph, [total], {x: np.ones((5, 64), np.float32)}))
+    assert [s.threads for s in module.steps] == [ir.const(64), ir.const(64 * 256), ir.const(64)]
 
 
 def test_column_loops_that_may_share_elements_or_depend_on_the_row_stay_serial():
@@ -603,11 +638,14 @@ def test_column_reductions_on_a_simulated_grid_are_bit_identical_to_the_row_orde
     for number, ((label, program), (dims, feed, expected)) in enumerate(zip(programs, runs)):
         module = render(program)
         threads = [ir.evaluate_size(s.threads, dims) for s in module.steps]
-        assert threads == [expected[-1].size] * len(threads), label  # every launch: one thread per column
+        assert set(threads) - {0} == {expected[-1].size} and threads.count(0) in (0, len(threads) // 2), label
+        # every launch one thread per column, but those of a size test's branch not taken (no threads)
         arrays = {b: feed if b.role == "feed" else np.full([ir.evaluate_size(s, dims) for s in b.shape], np.nan,
                                                             b.dtype) for b in program.buffers}
         status = np.zeros(1, np.int32)
-        for step in module.steps:
+        for step, count in zip(module.steps, threads):
+            if not count:
+                continue
             arguments = [arrays[program.buffers[b]].ctypes.data_as(ctypes.c_void_p) for b in step.buffers]
             arguments += [a.ctypes.data_as(ctypes.c_void_p) for a in (dims, status)]
             for thread in reversed(range(6)):
@@ -617,3 +655,19 @@ def test_column_reductions_on_a_simulated_grid_are_bit_identical_to_the_row_orde
         assert len(outputs) == len(expected) and status[0] == 0
         for buffer, want in zip(outputs, expected):
             np.testing.assert_array_equal(arrays[buffer], want, err_msg=label)
+
+
+def test_a_launch_whose_condition_on_the_dims_fails_has_no_threads():
+    """Both branches of a size test (assumed-equal unknown sizes, or not) are launches; the host evaluates the
+    condition with the dims and skips the launch of the branch not taken (0 threads), instead of launching
+    threads that return at once."""
+    graph = gc.Graph()
+    with graph.as_default():
+        x, y = gc.placeholder("float32", (None, 8), name="x"), gc.placeholder("float32", (None, 8), name="y")
+        total = gc.reduce_sum(gc.exp(x) * y, axis=1)
+    module = render(program_of(graph, [total], {x: np.ones((4, 8), np.float32), y: np.ones((4, 8), np.float32)}))
+    guarded = [s for s in module.steps if isinstance(s, Launch) and s.threads.primitive.name == "select"]
+    assert len(guarded) == 2
+    equal, broadcast = (np.array([0, 4, 4, 4, 4, 4, 4, 4], np.int64), np.array([0, 4, 1, 4, 4, 4, 4, 4], np.int64))
+    assert sorted(ir.evaluate_size(s.threads, equal) for s in guarded) == [0, 4 * 256]
+    assert sorted(ir.evaluate_size(s.threads, broadcast) for s in guarded) == [0, 4 * 256]
