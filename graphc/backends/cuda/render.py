@@ -61,6 +61,7 @@ translation unit. The text is deterministic: it is a cache key.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter
@@ -215,7 +216,7 @@ class _Part:
 
 def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
     """The launches and GEMMs of ``kernel`` in order: consecutive serial statements share one launch."""
-    steps = _steps(kernel.body, (), kernel.name)
+    steps = _absorbed(_steps(kernel.body, (), kernel.name))
     parts = [step for step in steps if isinstance(step, _Part)]
     if len(parts) > 1 and any(_outside_locals(part.body) for part in parts):
         # a local crosses launches (which cannot share one): the kernel runs as a single serial launch
@@ -514,6 +515,8 @@ class _ColumnBlocks:
     columns: list[ir.Loop]
     body: tuple[ir.Stmt, ...]
     accumulators: list[tuple[ir.Local, ir.Store]]
+    initial: dict[ir.Buffer, Expr] = field(default_factory=dict)  # the accumulators' start, absorbed: _absorbed
+    finish: list[ir.Loop] = field(default_factory=list)  # the per-column nest after it, absorbed: _absorbed
 
 
 def _block_columns(rows: list[ir.Loop], columns: list[ir.Loop]) -> _ColumnBlocks | None:
@@ -577,14 +580,102 @@ def _block_per_column(plan: _ColumnBlocks, writer: _Writer, lines: list[str]) ->
     writer.statements(plan.body, lines, 3)
     lines.append("    }")
     for local, store in plan.accumulators:
-        update = store.value
-        lines += _block_combine(local, update)
-        lines.append("    if (threadIdx.x == 0) {")
-        writer.statement(ir.Store(store.buffer, store.index, Call(update.primitive, (update.args[0], local),
-                                                                  update.to)), lines, 3)
-        lines.append("    }")
-    lines.append("  }")
+        lines += _block_combine(local, store.value)
+    lines.append("    if (threadIdx.x == 0) {")  # the column's total, then what follows it per column
+    for local, store in plan.accumulators:
+        update, start = store.value, plan.initial.get(store.buffer, store.value.args[0])
+        writer.statement(ir.Store(store.buffer, store.index, Call(update.primitive, (start, local), update.to)),
+                         lines, 3)
+    lines += [f"      const long long {loop.index.name} = {column.index.name};"
+              for loop, column in zip(plan.finish, plan.columns)]
+    if plan.finish:
+        writer.statements(plan.finish[-1].body, lines, 3)
+    lines += ["    }", "  }"]
     return ir.mul(columns, ir.const(BLOCK))
+
+
+def _absorbed(steps: list[_Part | GemmCall]) -> list[_Part | GemmCall]:
+    """``steps`` with each block-per-column launch absorbing the launches around it that only serve it: the
+    one before that sets its accumulators to a constant start, the one after that finishes each column (a
+    bias gradient's mean, the variable update that reads it) — two launches fewer per column reduction."""
+    merged: list[_Part | GemmCall] = []
+    for step in steps:
+        previous = merged[-1] if merged else None
+        if isinstance(previous, _Part) and previous.column_blocks is not None and isinstance(step, _Part) \
+                and not previous.column_blocks.finish and step.guard == previous.guard \
+                and (finish := _finish(previous.column_blocks, step)) is not None:
+            merged[-1] = _Part([*previous.body, *step.body], None, step.guard, previous.interchange,
+                               column_blocks=dataclasses.replace(previous.column_blocks, finish=finish))
+            continue
+        if isinstance(step, _Part) and step.column_blocks is not None and isinstance(previous, _Part) \
+                and previous.guard == step.guard and (initial := _initial(step.column_blocks, previous)):
+            merged[-1] = _Part([*previous.body, *step.body], None, step.guard, step.interchange,
+                               column_blocks=dataclasses.replace(step.column_blocks, initial=initial))
+            continue
+        merged.append(step)
+    return merged
+
+
+def _matching_nest(plan: _ColumnBlocks, part: _Part) -> list[ir.Loop] | None:
+    """``part``'s parallel nest when it runs over the same columns as ``plan`` (same extents, a body of
+    declarations, assignments and stores only); else None."""
+    if part.parallel is None or part.block is not None:
+        return None
+    nest = _lone_loops(part.parallel)
+    nest = nest[:len(plan.columns)]
+    if [loop.extent for loop in nest] != [loop.extent for loop in plan.columns]:
+        return None
+    if any(not isinstance(x, ir.Declare | ir.Assign | ir.Store) for x in nest[-1].body) or len(part.body) != 1:
+        return None
+    return nest
+
+
+def _renamed(e: Expr, names: dict[str, ir.Index]) -> Expr:
+    """``e`` with the loop indices named in ``names`` replaced."""
+    if isinstance(e, ir.Index):
+        return names.get(e.name, e)
+    if isinstance(e, Call):
+        return Call(e.primitive, tuple(_renamed(a, names) for a in e.args), e.to)
+    if isinstance(e, ir.Load):
+        return ir.Load(e.buffer, _renamed(e.index, names))
+    return e
+
+
+def _initial(plan: _ColumnBlocks, part: _Part) -> dict[ir.Buffer, Expr] | None:
+    """Each accumulator's constant start when ``part`` does nothing but store it, for the same columns."""
+    nest = _matching_nest(plan, part)
+    if nest is None:
+        return None
+    names = {loop.index.name: column.index for loop, column in zip(nest, plan.columns)}
+    stores = {store.buffer: store for _, store in plan.accumulators}
+    initial = {}
+    for x in nest[-1].body:
+        if not (isinstance(x, ir.Store) and x.buffer in stores and isinstance(x.value, Const)
+                and _renamed(x.index, names) == stores[x.buffer].index and x.buffer not in initial):
+            return None
+        initial[x.buffer] = x.value
+    return initial
+
+
+def _finish(plan: _ColumnBlocks, part: _Part) -> list[ir.Loop] | None:
+    """``part``'s nest when it finishes each column on its own (thread 0 of the column's block may run it once
+    the column is reduced): it reads the accumulators at its own column only, reads nothing else the
+    reduction writes, and writes nothing the reduction reads (the other columns' blocks may still run)."""
+    nest = _matching_nest(plan, part)
+    if nest is None or not _independent(part.parallel):
+        return None
+    names = {loop.index.name: column.index for loop, column in zip(nest, plan.columns)}
+    at = {store.buffer: store.index for _, store in plan.accumulators}
+    written = {x.buffer for x in ir.walk_statements(plan.body) if isinstance(x, ir.Store)}
+    read = {e.buffer for x in ir.walk_statements(plan.body) for e in _expressions(x) if isinstance(e, ir.Load)}
+    for x in nest[-1].body:
+        for e in _expressions(x):
+            if isinstance(e, ir.Load) and (e.buffer in written or e.buffer in at and _renamed(e.index, names)
+                                           != at[e.buffer]):
+                return None
+        if isinstance(x, ir.Store) and (x.buffer in read or x.buffer in written or x.buffer in at):
+            return None
+    return nest
 
 
 def _identity(update: Call, dtype: str) -> str:

@@ -546,12 +546,14 @@ def test_column_reduction_of_few_known_columns_runs_a_block_per_column():
     lowering marks the accumulation reassociable); the full-shape gradient stored beside it stays disjoint."""
     n, f = ir.Dim(1), ir.const(16)
     module = render(_column_sum(n, f, reassociate=True))
-    assert [s.threads for s in module.steps] == [f, ir.mul(f, ir.const(render_module.BLOCK)), f]
-    text = _functions(module)["graphc_k0_1"]
+    # one launch: the block of each column also zeroes its accumulator and stores the column's result
+    assert [s.threads for s in module.steps] == [ir.mul(f, ir.const(render_module.BLOCK))]
+    text = _functions(module)["graphc_k0_0"]
     assert "for (long long i2 = blockIdx.x; i2 < n_i2; i2 += gridDim.x)" in text  # blocks over the columns
     assert "for (long long i1 = threadIdx.x, n_i1 = dim_1; i1 < n_i1; i1 += blockDim.x)" in text  # threads: rows
     assert "colacc0 = (colacc0 + b0[" in text and text.count("__shfl_down_sync") == 2
-    assert "if (threadIdx.x == 0) {\n      b1[i2] = (b1[i2] + colacc0);" in text
+    assert "if (threadIdx.x == 0) {\n      b1[i2] = (0.0f + colacc0);\n      const long long i3 = i2;" in text
+    assert "b2[i3] = b1[i3];" in text  # the result stored by the same thread, from its column's accumulator
 
     def gradient(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:
         at = ir.add(ir.mul(ir.Index("i1"), f), ir.Index("i2"))
@@ -560,18 +562,18 @@ def test_column_reduction_of_few_known_columns_runs_a_block_per_column():
     def column_only(x: ir.Buffer, acc: ir.Buffer) -> list[ir.Stmt]:  # every row writes the same element
         return [ir.Store(_buffer("last", "float32", f, role="output"), ir.Index("i2"), ir.Load(x, ir.Index("i2")))]
 
-    assert render(_column_sum(n, f, gradient, reassociate=True)).steps[1].threads == ir.mul(f, ir.const(256))
+    assert [s.threads for s in render(_column_sum(n, f, gradient, reassociate=True)).steps] == [ir.const(16 * 256)]
     for unsafe in (render(_column_sum(n, f, column_only, reassociate=True)),  # rows would race on it
                    render(_column_sum(n, ir.Dim(2), reassociate=True)),  # columns not known: maybe many
                    render(_column_sum(n, ir.const(5000), reassociate=True)),  # too many to need it
                    render(_column_sum(n, f))):  # an accumulation the IR does not let reorder
-        assert unsafe.steps[1].threads in (f, ir.Dim(2), ir.const(5000))
+        assert len(unsafe.steps) == 3 and unsafe.steps[1].threads in (f, ir.Dim(2), ir.const(5000))
     graph = gc.Graph()  # the real lowering: a known number of columns
     with graph.as_default():
         x = gc.placeholder("float32", (None, 64), name="x")
         total = gc.reduce_sum(x, axis=0)
     module = render(program_of(graph, [total], {x: np.ones((5, 64), np.float32)}))
-    assert [s.threads for s in module.steps] == [ir.const(64), ir.const(64 * 256), ir.const(64)]
+    assert [s.threads for s in module.steps] == [ir.const(64 * 256)]
 
 
 def test_column_loops_that_may_share_elements_or_depend_on_the_row_stay_serial():
@@ -671,3 +673,28 @@ def test_a_launch_whose_condition_on_the_dims_fails_has_no_threads():
     equal, broadcast = (np.array([0, 4, 4, 4, 4, 4, 4, 4], np.int64), np.array([0, 4, 1, 4, 4, 4, 4, 4], np.int64))
     assert sorted(ir.evaluate_size(s.threads, equal) for s in guarded) == [0, 4 * 256]
     assert sorted(ir.evaluate_size(s.threads, broadcast) for s in guarded) == [0, 4 * 256]
+
+
+def test_a_column_finish_reading_what_other_columns_write_is_not_absorbed():
+    """Thread 0 of a column's block may finish its column only from that column's accumulator and from
+    buffers the reduction does not write: a finish that reads the full-shape gradient (written by every
+    column's block) keeps its own launch, as does one reading another column's accumulator."""
+    n, f = ir.Dim(1), ir.const(16)
+    x, full = _buffer("x", "float32", n, f, role="feed"), _buffer("full", "float32", n, f, role="output")
+    acc, out = _buffer("acc", "float32", f), _buffer("out", "float32", f, role="output")
+    i, r, c, k = (ir.Index(f"i{m}") for m in range(4))
+    at = ir.add(ir.mul(r, f), c)
+    accumulate = ir.Loop(r, n, (ir.Loop(c, f, (
+        ir.Store(acc, c, scalar.add(ir.Load(acc, c), ir.Load(x, at)), reassociate=True),
+        ir.Store(full, at, ir.Load(x, at)))),))
+
+    def steps(finish_value: ir.Expr) -> list:
+        kernel = ir.LoopKernel("k0", (
+            ir.Loop(i, f, (ir.Store(acc, i, scalar.constant(0.0, "float32")),), parallel=True), accumulate,
+            ir.Loop(k, f, (ir.Store(out, k, finish_value),), parallel=True)))
+        return render(ir.Program([x, full, acc, out], [kernel], ["run count", "rows"])).steps
+
+    assert len(steps(scalar.add(ir.Load(acc, k), ir.Load(x, k)))) == 1  # its own column, and a feed
+    assert len(steps(scalar.add(ir.Load(acc, k), ir.Load(full, k)))) == 2  # what other blocks write
+    neighbour = ir.integer(ir.MOD, ir.add(k, 1), 16)
+    assert len(steps(ir.Load(acc, neighbour))) == 2  # another column's total
