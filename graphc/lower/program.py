@@ -131,11 +131,14 @@ class _Builder:
             return False
         if any(old in k.inputs for k in self.launched[self.position[kernel.id] + 1:]):
             return False
-        if kernel.kind not in (Kind.ELEMENTWISE, Kind.MATMUL) or update.outputs[0].shape != old.shape:
+        if kernel.kind not in (Kind.ELEMENTWISE, Kind.MATMUL, Kind.REDUCTION) or update.outputs[0].shape != old.shape:
             return False
-        epilogue = set(kernel.epilogue) | ({update} if kernel.kind == Kind.ELEMENTWISE else set())
+        # a reduction kernel's update is a value per kept index (a bias's new value from its gradient's sum),
+        # stored after the reduction: in place when every read of the old value is at that index, as here
+        elementwise = kernel.kind in (Kind.ELEMENTWISE, Kind.REDUCTION)
+        epilogue = set(kernel.epilogue) | ({update} if elementwise else set())
         for node in kernel.nodes:
-            reads = old in node.inputs and (kernel.kind == Kind.ELEMENTWISE or node in epilogue)
+            reads = old in node.inputs and (elementwise or node in epilogue)
             if reads and (role(node) != Kind.ELEMENTWISE or node.outputs[0].shape != old.shape
                           or kernel.index_maps.get(node) != kernel.index_maps.get(update)):
                 return False

@@ -50,6 +50,20 @@ def test_mlp_training_step_with_run_time_batch(rng):
     assert set(lowered.variables.values()) & written, "some variable is updated in place"
 
 
+def test_a_bias_updated_in_its_gradients_reduction_kernel_is_updated_in_place(rng):
+    """SGD on a bias: its gradient is a column sum, and the new value (old - lr * sum) is computed per column
+    after it, reading the old value at that column only: stored straight into the variable, no copy kernel."""
+    with gc.Graph().as_default():
+        x = gc.placeholder("float32", (None, 4))
+        b = gc.Variable(rng.standard_normal(4).astype("float32"))
+        loss = gc.reduce_sum(gc.tanh(x + b))
+        train = gc.group(gc.assign(b, b - 0.1 * gc.gradients(loss, [b])[0]))
+        lowered = _compare([loss, train], {x: rng.standard_normal((7, 4)).astype("float32")})
+    (variable,) = lowered.variables.values()
+    assert not [k for k in lowered.program.kernels if k.name.startswith("commit")]
+    assert variable in {s.buffer for k in lowered.program.kernels for s in _stores(k.body)}
+
+
 def _stores(body):
     from graphc.lower.ir import Store, walk_statements
 
