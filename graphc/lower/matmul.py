@@ -5,12 +5,15 @@ becomes one GEMM when its contracted axes are contiguous at one end of each oper
 differentiation produces), and otherwise runs as its own loop nest. A transposed operand computed in the
 kernel (a matrix transpose of a buffer: the planner keeps it as a layout flag) becomes the GEMM's transpose
 flag. The epilogue (bias, activation, an SGD update) is a fused loop over the product, which is read back
-from memory while it is still in cache.
+from memory while it is still in cache; a plain SGD step ``W ← W − c·P`` needs none: the GEMM adds −c·P to W.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+
+import numpy as np
 
 from graphc.errors import CompileError
 from graphc.graph.node import Node, Tensor
@@ -19,7 +22,7 @@ from graphc.lower.context import LOWERINGS, LowerContext, Operand
 from graphc.lower.fused import FusedLowering
 from graphc.lower.ir import Assign, Declare, Expr, Gemm, Load, Local, Stmt, Store
 from graphc.lower.shapes import SymbolicShapes
-from graphc.ops import linalg, scalar, shape
+from graphc.ops import elementwise, linalg, scalar, shape, sources, state
 from graphc.ops.scalar import Const
 from graphc.passes.partition import Kernel
 
@@ -28,14 +31,48 @@ BLAS_DTYPES = ("float32", "float64")
 
 def lower_matmul_kernel(ctx: LowerContext, kernel: Kernel, shapes: SymbolicShapes, memory: Mapping[Tensor, Operand],
                         outputs: Mapping[Tensor, Operand], product: Operand) -> list[Stmt]:
-    """The product into ``product`` (an output of the kernel, or a scratch buffer), then the epilogue."""
+    """The product into ``product`` (an output of the kernel, or a scratch buffer), then the epilogue — or,
+    for a plain SGD step on the product, one GEMM into the variable (``_sgd_step``)."""
     root = kernel.root
+    step = _sgd_step(kernel, memory, outputs)
+    if step is not None:
+        statements = _product(ctx, root, memory, step[0])
+        if len(statements) == 1 and isinstance(statements[0], Gemm):
+            return [dataclasses.replace(statements[0], alpha=-step[1], beta=1.0)]
     statements = _product(ctx, root, memory, product)
     if kernel.epilogue:
         epilogue_outputs = {t: o for t, o in outputs.items() if t.node is not root}
         fused = FusedLowering(ctx, kernel, shapes, memory, epilogue_outputs, stored={root: product})
         statements += fused.lower()
     return statements
+
+
+def _sgd_step(kernel: Kernel, memory: Mapping[Tensor, Operand],
+              outputs: Mapping[Tensor, Operand]) -> tuple[Operand, float] | None:
+    """(the variable, c) when the kernel's epilogue is exactly ``W ← W − c·P`` on its product P (a weight's
+    SGD step: c a constant learning rate, W as P's shape) and W is updated in place, nothing else stored: the
+    GEMM then computes it, C = W with alpha = −c and beta = 1 (``W + (−c)·P``: the same value, since negation
+    is exact), and no loop reads the product back."""
+    if len(kernel.epilogue) != 3 or kernel.root.outputs[0].dtype not in BLAS_DTYPES:
+        return None
+    by_op = {node.op: node for node in kernel.epilogue}
+    scale, difference, update = by_op.get(elementwise.MUL), by_op.get(elementwise.SUB), by_op.get(state.ASSIGN)
+    if scale is None or difference is None or update is None:
+        return None
+    product, variable = kernel.root.outputs[0], update.inputs[0]
+    factors = [t for t in scale.inputs if t is not product]
+    if len(factors) != 1 or len(scale.inputs) != 2 or factors[0].node.op is not sources.CONSTANT:
+        return None
+    value = np.asarray(factors[0].node.attrs["value"])
+    if value.size != 1 or tuple(difference.inputs) != (variable, scale.outputs[0]) \
+            or update.inputs[1] != difference.outputs[0]:
+        return None
+    if product.shape != variable.shape or len(variable.shape) != 2 or set(outputs) != {update.outputs[0]}:
+        return None
+    target = outputs[update.outputs[0]]
+    if variable not in memory or target.buffer is not memory[variable].buffer:
+        return None  # not in place: the new value goes to a temporary, which holds no W to add to
+    return target, float(value.reshape(()))
 
 
 def _operand(node: Node, position: int, memory: Mapping[Tensor, Operand]) -> tuple[Operand, bool]:

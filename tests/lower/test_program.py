@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.lower.ir import Gemm
 from graphc.lower.program import lower
 from tests.lower.run_program import run_lowered
 
@@ -62,6 +63,28 @@ def test_a_bias_updated_in_its_gradients_reduction_kernel_is_updated_in_place(rn
     (variable,) = lowered.variables.values()
     assert not [k for k in lowered.program.kernels if k.name.startswith("commit")]
     assert variable in {s.buffer for k in lowered.program.kernels for s in _stores(k.body)}
+
+
+def test_a_weights_sgd_step_is_one_gemm_adding_into_the_weight(rng):
+    """W ← W − 0.1·(xᵀ·dy): the weight-gradient GEMM adds −0.1 times the product into W itself (beta 1), with
+    no loop reading the product back; a learning rate fed at run time keeps the epilogue loop."""
+    for fed_rate in (False, True):
+        with gc.Graph().as_default():
+            x, dy = gc.placeholder("float32", (None, 5)), gc.placeholder("float32", (None, 3))
+            w = gc.Variable(rng.standard_normal((5, 3)).astype("float32"))
+            rate = gc.placeholder("float32", ()) if fed_rate else 0.1
+            train = gc.group(gc.assign(w, w - rate * gc.matmul(gc.transpose(x), dy)))
+            feeds = {x: rng.standard_normal((4, 5)).astype("float32"),
+                     dy: rng.standard_normal((4, 3)).astype("float32")}
+            lowered = _compare([train], {**feeds, **({rate: np.float32(0.1)} if fed_rate else {})})
+        (kernel,) = lowered.program.kernels
+        (gemm,) = [s for s in kernel.body if isinstance(s, Gemm)]
+        (variable,) = lowered.variables.values()
+        if fed_rate:
+            assert (gemm.c is not variable, gemm.alpha, gemm.beta, len(kernel.body)) == (True, 1.0, 0.0, 2)
+        else:  # the float32 constant's value, exactly
+            assert (gemm.c is variable, gemm.alpha, gemm.beta, kernel.body) == (True, -float(np.float32(0.1)), 1.0,
+                                                                                 (gemm,))
 
 
 def _stores(body):
