@@ -84,6 +84,8 @@ def device_feed(value: Any, dtype: np.dtype, where: Callable[[], str]) -> Device
     """``value`` (an object with ``__cuda_array_interface__``) as a feed of ``dtype`` (its shape is the caller's
     to check); FeedError/DTypeError naming the placeholder (``where()``) for one the kernels cannot read in
     place."""
+    if isinstance(value, DeviceArray) and value.dtype == dtype:
+        return value  # C-contiguous, unmasked: as it is
     interface = value.__cuda_array_interface__
     try:
         shape = tuple(int(n) for n in interface["shape"])

@@ -207,7 +207,7 @@ class _Sized:
     """What depends on the run-time sizes only: dims, shapes, device memory and the launch list (bound to the
     addresses of the last run: rebuilt when a run's variables, GPU feeds or fresh outputs lie elsewhere)."""
 
-    dims: np.ndarray
+    dims: np.ndarray  # the run-time sizes, then a 0: uploaded together, the 0 clears the status word
     device_dims: Any
     shapes: dict[Tensor, tuple[int, ...]]
     table: list[int]  # device address of each temp (in `arena`) and constant; the rest are bound per run
@@ -258,7 +258,6 @@ class CUDAExecutable(ShowsProgram):
             self._fetched_variables | self._fetched_updates, key=lambda n: n.index)))
         self._resolver = ShapeResolver(self.lowered.shapes)
         self._sized: dict[tuple, _Sized] = {}
-        self._status = driver.mem_alloc(4)
         self._status_host = np.zeros(1, dtype=np.int32)
 
     # -- what ``sess.compiled(...)`` shows -------------------------------------------------------------------
@@ -289,7 +288,6 @@ class CUDAExecutable(ShowsProgram):
         for i, _, _ in self._outputs:
             bound[i] = int(fresh[i]) if on_device else self._owned(sized, i)
         hosts = {node: checked_variable(node, variables[node]) for node in self._read_variables}
-        driver.memset_d32(self._status, 0, 1)
         if monitor is None:
             resident = {node: _resident(driver, host) for node, host in hosts.items()}
             before = {node: _download(driver, resident[node].memory, hosts[node].shape, hosts[node].dtype)
@@ -300,7 +298,7 @@ class CUDAExecutable(ShowsProgram):
                 sized.steps, sized.bound = self._steps(sized, self._table(sized, bound)), key
             for _, launch in sized.steps:
                 launch()
-            self._check_status()
+            self._check_status(sized)
             for node in self.lowered.updated:
                 resident[node].device_newer = True
             after = {node: _download(driver, resident[node].memory, hosts[node].shape, hosts[node].dtype)
@@ -347,7 +345,7 @@ class CUDAExecutable(ShowsProgram):
                     continue
                 block = min(BLOCK, threads)
                 grid = min(-(-threads // block), cap)
-                args = [table[b] for b in step.buffers] + [sized.device_dims, self._status]
+                args = [table[b] for b in step.buffers] + [sized.device_dims, _status(sized)]
                 steps.append((kernel, functools.partial(self._functions[step.function].prepared_call,
                                                         (grid, 1), (block, 1, 1), *args)))
             else:
@@ -381,16 +379,16 @@ class CUDAExecutable(ShowsProgram):
                 launch()
             driver.Context.synchronize()
             seconds = clock() - started
-            self._check_status()
+            self._check_status(sized)
             for tensor, buffer in kernel.outputs:
                 value = _download(driver, table[self._index[id(buffer)]], sized.shapes[tensor], buffer.dtype)
                 monitor.node_done(tensor.node, (value,), seconds)
                 seconds = 0.0  # a kernel's time is counted once
 
-    def _check_status(self) -> None:
+    def _check_status(self, sized: _Sized) -> None:
         """Wait for the GPU; a nonzero status is a ``Fail`` (an index out of range in the data): its message,
         as a ShapeError (the variables are as they were: see the module docstring)."""
-        self.gpu.driver.memcpy_dtoh(self._status_host, self._status)
+        self.gpu.driver.memcpy_dtoh(self._status_host, _status(sized))
         code = int(self._status_host[0])
         if code:
             raise ShapeError(self.lowered.program.failures[code - 1])
@@ -403,6 +401,7 @@ class CUDAExecutable(ShowsProgram):
             driver = self.gpu.driver
             dims, shapes = self._resolver.resolve(feed_shapes)
             check_extents(self.partition, shapes)
+            dims = np.append(dims, 0).astype(np.int64)  # the status word's slot
             buffers = self.lowered.program.buffers
             table = [0] * len(buffers)
             offsets, total = plan_arena(self.lowered.temps, self.lowered.lifetimes, dims)
@@ -413,7 +412,7 @@ class CUDAExecutable(ShowsProgram):
                 table[i] = int(constant)
             nbytes = {i: ir.evaluate_size(buffers[i].size, dims) * np.dtype(buffers[i].dtype).itemsize
                       for i in [i for i, _ in self._feeds] + [i for i, _, _ in self._outputs]}
-            device_dims = driver.mem_alloc(max(dims.nbytes, 8))
+            device_dims = driver.mem_alloc(dims.nbytes)
             sized = self._sized[key] = _Sized(dims, device_dims, shapes, table, arena, nbytes)
         return sized
 
@@ -423,6 +422,11 @@ class CUDAExecutable(ShowsProgram):
         if i not in sized.owned:
             sized.owned[i] = self.gpu.driver.mem_alloc(max(sized.nbytes[i], 1))
         return int(sized.owned[i])
+
+
+def _status(sized: _Sized) -> int:
+    """The address of the 4-byte failure status: the dims' last slot, zeroed by each run's upload of them."""
+    return int(sized.device_dims) + 8 * (len(sized.dims) - 1)
 
 
 def _upload(driver: Any, array: np.ndarray) -> Any:
