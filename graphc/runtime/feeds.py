@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from graphc.backends.cuda.arrays import DeviceArray, device_feed
 from graphc.errors import DTypeError, FeedError
 from graphc.graph.graph import Graph
 from graphc.graph.node import Node, Tensor
@@ -51,9 +52,7 @@ def _convert(placeholder: Tensor, value: Any) -> np.ndarray:
     def where() -> str:  # built only for an error: it formats the user's source line
         return f"placeholder '{placeholder.name}' ({placeholder.type}, created at {placeholder.node.source})"
 
-    if hasattr(value, "__cuda_array_interface__"):  # GPU memory: read in place by the cuda backend
-        from graphc.backends.cuda.arrays import device_feed
-
+    if isinstance(value, DeviceArray) or hasattr(value, "__cuda_array_interface__"):  # GPU memory, read in place
         feed = device_feed(value, np.dtype(placeholder.dtype), where)
         _check_shape(placeholder, feed.shape, where)
         return feed

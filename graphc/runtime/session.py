@@ -8,7 +8,7 @@ backend calls after each node; an unobserved run gets none.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -202,10 +202,10 @@ class Session:
             np.copyto(self._values[node], value)
         self._host_written(staged)
 
-    def _host_written(self, nodes: Iterable[Node]) -> None:
+    def _host_written(self, nodes: Collection[Node]) -> None:
         """Tell a backend that keeps copies of the variables (cuda) that the Session wrote these itself."""
         host_written = getattr(self._backend, "host_written", None)
-        if host_written is not None:
+        if host_written is not None and nodes:
             host_written([self._values[node] for node in nodes])
 
 
