@@ -241,3 +241,24 @@ def test_gpu_feeds_the_kernels_cannot_read_in_place_are_rejected(rng, changes, e
         on_gpu = sess.run(a, {a: rng.normal(size=10).astype(np.float32)}, on_device=True)
         with pytest.raises(error, match=f"placeholder 'a' .*test_session.py.*{message}"):
             sess.run(out, {a: Foreign(on_gpu, **changes), b: np.ones(10, np.float32)})
+
+
+def test_check_numerics_names_the_op_after_training_on_the_device():
+    """A NaN found under check_numerics is located by rerunning on the numpy reference, which reads the
+    Session's arrays: the monitored run first brings them up to date from the device, where the steps before
+    it left the current values. Here only the trained weights (negative by then) make the log's NaN: a rerun
+    on stale arrays would find none and could not name the op."""
+    with gc.Graph().as_default():
+        x = gc.placeholder("float32", (None, 3), name="x")
+        w = gc.Variable(np.ones(3, np.float32), name="w")
+        rows = gc.reduce_sum(gc.log(x * w), axis=1)
+        step = gc.assign_add(w, -0.4 * gc.reduce_sum(x, axis=0))
+        feed = {x: np.ones((2, 3), np.float32)}
+        with gc.Session(backend="cuda") as sess:
+            sess.run(step, feed)  # w = 0.2 (on the device)
+            assert np.all(np.isfinite(sess.run(rows, feed)))
+            sess.run(step, feed)  # w = -0.6: every log is now of a negative number
+            with pytest.raises(gc.errors.NumericsError) as info:
+                sess.run([rows, step], feed, check_numerics=True)
+            assert "log node 'log'" in str(info.value), str(info.value)
+            np.testing.assert_allclose(sess.run(w), np.full(3, -0.6, np.float32), rtol=1e-6)
