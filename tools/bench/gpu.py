@@ -139,9 +139,16 @@ def host_values(values: Sequence[Any]) -> list[Any]:
 
 
 def columns(device: Device, no_compile: bool) -> dict[str, Callable[[str, cpu_bench.Workload], Step]]:
+    """The columns that can run here (a line on stdout for a missing one, saying why)."""
     found: dict[str, Callable[[str, cpu_bench.Workload], Step]] = {}
-    if cpu_bench.backend_problem("cuda") is None:
+    problem = cpu_bench.backend_problem("cuda")
+    if problem is None:
         found["graphc cuda"] = lambda name, w: graphc_step(w)
+    else:
+        print(f"no graphc cuda column: {problem.splitlines()[0]}")
+    for name, module in (("torch", device.torch), ("jax", device.jax)):
+        if module is None:
+            print(f"no {name} columns: not importable, or not on a GPU")
     if device.torch is not None:
         found["torch eager"] = lambda name, w: torch_steps(name, w, device, compiled=False)
         if not no_compile:
