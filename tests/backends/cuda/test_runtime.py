@@ -10,13 +10,15 @@ import pytest
 
 import graphc as gc
 from graphc.backends.compiled import lower_plan
+from graphc.backends.cuda import cublas as cublas_module
 from graphc.backends.cuda import nvcc as cuda_compile
-from graphc.backends.cuda.cublas import OP_T, column_major
+from graphc.backends.cuda.cublas import _FUNCTIONS, OP_T, ColumnMajorGemm, column_major
 from graphc.backends.cuda.executable import gemm_iterations, gpu
 from graphc.backends.cuda.render import GemmCall, render
 from graphc.errors import BackendUnavailableError, CompileError
 from graphc.lower import ir
 from graphc.runtime.plan import make_plan
+from tests.backends.cuda.emulate import column_major_gemm
 
 KERNEL = r"""extern "C" __global__ void scale(float* __restrict__ b0, const long long* __restrict__ dims,
                                      int* __restrict__ status) {
@@ -136,18 +138,6 @@ def test_a_training_step_renders_to_cuda_c_that_nvcc_compiles(tmp_path):
 
 
 # -- 3. cuBLAS argument mapping and the host's GEMM loops --------------------------------------------------
-def _column_major_gemm(call, alpha, beta, memory):
-    """What cuBLAS computes for ``call`` in ``memory`` (a flat array; ``call``'s pointers: offsets in it)."""
-    def matrix(offset, rows, cols, ld):
-        return np.lib.stride_tricks.as_strided(memory[offset:], (rows, cols), (memory.itemsize, ld * memory.itemsize))
-
-    op_a = matrix(call.a, *((call.k, call.m) if call.transa == OP_T else (call.m, call.k)), call.lda)
-    op_b = matrix(call.b, *((call.n, call.k) if call.transb == OP_T else (call.k, call.n)), call.ldb)
-    op_a, op_b = (op_a.T if call.transa == OP_T else op_a), (op_b.T if call.transb == OP_T else op_b)
-    out = matrix(call.c, call.m, call.n, call.ldc)
-    out[...] = alpha * (op_a @ op_b) + beta * out
-
-
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_row_major_gemm_maps_to_column_major_cublas(trans_a, trans_b, rng):
@@ -163,7 +153,7 @@ def test_row_major_gemm_maps_to_column_major_cublas(trans_a, trans_b, rng):
     a, b = a_stored[:, :a_cols], b_stored[:, :b_cols]
     expected = 0.5 * ((a.T if trans_a else a) @ (b.T if trans_b else b)) + 2.0 * c_stored[:, :n]
     call = column_major(trans_a, trans_b, m, n, k, a_at, a_cols + pad, b_at, b_cols + pad, c_at, n + pad)
-    _column_major_gemm(call, 0.5, 2.0, memory)
+    column_major_gemm(call, memory, memory, memory, 0.5, 2.0)  # what cuBLAS computes there
     result = memory[c_at:].reshape(m, n + pad)
     np.testing.assert_allclose(result[:, :n], expected, rtol=1e-12)
     np.testing.assert_array_equal(result[:, n:], c_stored[:, n:])  # the padding is not written
@@ -188,3 +178,57 @@ def test_the_host_runs_a_gemms_enclosing_loops_with_their_run_time_extents():
 
     assert [ir.evaluate_size(_bind(gemm.a_offset, v), [0, 3]) for v in iterations] == [0, 10, 11, 20, 21, 22]
     assert gemm_iterations(call, np.array([0, 0])) == []
+
+
+class _FakeCublasLibrary:
+    """libcublas as far as Cublas calls it, computing with numpy on the addresses it is given: checks the
+    ctypes calls (argument order, scalars by reference, the column-major mapping) without a GPU."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        for dtype, (name, _) in _FUNCTIONS.items():
+            setattr(self, name, self._gemm(name, np.dtype(dtype)))
+
+    def cublasCreate_v2(self, handle) -> int:  # noqa: N802 - the C names
+        handle._obj.value = 1234
+        return 0
+
+    def cublasSetStream_v2(self, handle, stream) -> int:  # noqa: N802
+        return 0 if handle.value == 1234 and stream is None else 7
+
+    def cublasDestroy_v2(self, handle) -> int:  # noqa: N802
+        return 0
+
+    def _gemm(self, name: str, dtype: np.dtype):
+        def gemm(handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) -> int:
+            self.calls.append(name)
+            assert handle.value == 1234
+
+            def flat(address: int, rows: int, columns: int, ld: int) -> np.ndarray:
+                size = ld * (columns - 1) + rows if rows and columns else 0
+                return np.ctypeslib.as_array((np.ctypeslib.as_ctypes_type(dtype) * max(size, 1)).from_address(address))
+
+            a_shape = (k, m) if transa == OP_T else (m, k)
+            b_shape = (n, k) if transb == OP_T else (k, n)
+            call = ColumnMajorGemm(transa, transb, m, n, k, 0, lda, 0, ldb, 0, ldc)
+            column_major_gemm(call, flat(a, *a_shape, lda), flat(b, *b_shape, ldb), flat(c, m, n, ldc),
+                              alpha._obj.value, beta._obj.value)
+            return 0
+        return gemm
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cublas_calls_compute_the_row_major_product(dtype, rng, monkeypatch):
+    """Cublas.gemm's ctypes call, through a libcublas computing with numpy: C = 0.5·A·Bᵀ + 2·C, row-major."""
+    fake = _FakeCublasLibrary()
+    monkeypatch.setattr(cublas_module, "library", lambda: fake)
+    a, b, c = (rng.normal(size=shape).astype(dtype) for shape in ((3, 4), (5, 4), (3, 5)))
+    expected = 0.5 * a @ b.T + 2.0 * c
+    call = column_major(False, True, 3, 5, 4, a.ctypes.data, 4, b.ctypes.data, 4, c.ctypes.data, 5)
+    handle = cublas_module.Cublas()
+    handle.gemm(dtype, call, 0.5, 2.0)
+    handle.close()
+    np.testing.assert_allclose(c, expected, rtol=1e-6)
+    assert fake.calls == [_FUNCTIONS[dtype][0]]
+    with pytest.raises(CompileError, match="int32 is not supported"):
+        cublas_module.Cublas().gemm("int32", call, 1.0, 0.0)
