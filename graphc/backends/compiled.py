@@ -10,6 +10,7 @@ import numpy as np
 
 from graphc.errors import GraphcError, ShapeError
 from graphc.graph.node import Node, Tensor
+from graphc.lower import ir
 from graphc.lower.ir import Program
 from graphc.lower.program import Lowered, lower
 from graphc.ops import sources, state
@@ -58,6 +59,17 @@ def lower_plan(plan: Plan) -> tuple[Partition, Lowered]:
 def fetched_variables(plan: Plan) -> set[Node]:
     """The variables the plan fetches: their values from before the run are copied before it."""
     return {t.node for t in plan.targets if isinstance(t, Tensor) and t.node.op is state.VARIABLE}
+
+
+def check_sizes(program: Program, dims: np.ndarray) -> None:
+    """The program's checks of the run-time sizes alone (``ir.size_check``: a convolution's operands that do
+    not fit), evaluated here before compiled code runs — the lowering lets kernels before them update
+    variables in place, so they must not fail halfway through a run. The kernels check them again."""
+    for kernel in program.kernels:
+        for s in kernel.body:
+            fail = ir.size_check(s)
+            if fail is not None and ir.evaluate_size(s.condition, dims):
+                raise ShapeError(program.failures[fail.code - 1])
 
 
 def check_extents(partition: Partition, shapes: dict[Tensor, tuple[int, ...]]) -> None:

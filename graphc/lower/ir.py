@@ -357,6 +357,20 @@ def walk_expr(e: Expr) -> Iterable[Expr]:
     yield e
 
 
+def on_dims(e: Expr) -> bool:
+    """Whether ``e`` depends on the run-time sizes only (constants and dims: no data, index or local)."""
+    return all(isinstance(x, Const | Dim | Call) for x in walk_expr(e))
+
+
+def size_check(s: Stmt) -> Fail | None:
+    """The ``Fail`` of ``s`` when ``s`` is a check of the run-time sizes alone (``if <dims condition>: fail``,
+    as shape-checking lowerings emit): the runtime evaluates those on the host before anything runs."""
+    if isinstance(s, If) and not s.orelse and len(s.then) == 1 and isinstance(s.then[0], Fail) \
+            and on_dims(s.condition):
+        return s.then[0]
+    return None
+
+
 def walk_statements(body: Sequence[Stmt]) -> Iterable[Stmt]:
     """Every statement of ``body``, nested ones included, in program order."""
     for s in body:

@@ -193,11 +193,15 @@ def lower(partition: Partition, fetched: Sequence[Tensor]) -> Lowered:
 
     A run that fails (a ``Fail``: an index out of range in the data) must leave the variables as they were,
     so no kernel before the last one that can fail updates a variable in place: those updates are lowered
-    again to go through commits at the end of the program.
+    again to go through commits at the end of the program. A check of the run-time sizes alone
+    (``ir.size_check``) does not count: the runtime evaluates it on the host before running anything
+    (graphc/backends/compiled.py ``check_sizes``).
     """
     lowered = _Builder(partition, fetched).build()
     kernels = lowered.program.kernels
-    can_fail = [p for p, k in enumerate(kernels) if any(isinstance(s, ir.Fail) for s in ir.walk_statements(k.body))]
+    checked = [{id(s.then[0]) for s in k.body if ir.size_check(s)} for k in kernels]  # on the host, first
+    can_fail = [p for p, k in enumerate(kernels)
+                if any(isinstance(s, ir.Fail) and id(s) not in checked[p] for s in ir.walk_statements(k.body))]
     variables = set(lowered.variables.values())
     updates_in_place = [p for p, k in enumerate(kernels) if k.origin is not None
                         and any(b in variables for _, b in k.outputs)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.graph.node import Node, Tensor
+from graphc.lower import ir
 from graphc.lower.interpret import interpret
 from graphc.lower.program import Lowered
 from graphc.lower.shapes import ShapeResolver
@@ -26,7 +27,7 @@ def run_lowered(lowered: Lowered, feeds: dict[Node, np.ndarray], variables: dict
         elif buffer.role == "constant":
             arrays[buffer] = np.array(buffer.value, dtype=buffer.dtype).reshape(-1)
         else:
-            size = int(np.prod([int(dims[d.slot]) if hasattr(d, "slot") else d.value for d in buffer.shape]))
+            size = ir.evaluate_size(buffer.size, dims)
             arrays[buffer] = np.full(size, np.nan if buffer.dtype.startswith("float") else 7, dtype=buffer.dtype)
     interpret(lowered.program, arrays, dims)
     fetched = {t: arrays[b].reshape(concrete[t]) for t, b in lowered.outputs.items()}

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 import graphc as gc
+from graphc.backends.compiled import check_sizes
+from graphc.lower import ir
 from graphc.lower.ir import Gemm
 from graphc.lower.program import lower
 from tests.lower.run_program import run_lowered
@@ -170,3 +172,34 @@ def _loaded(body):
 
     expressions = [getattr(s, f) for s in walk_statements(body) for f in ("value", "condition") if hasattr(s, f)]
     return {e.buffer for x in expressions for e in walk_expr(x) if isinstance(e, Load)}
+
+
+def test_size_checks_run_on_the_host_so_a_conv_step_updates_its_variables_in_place(rng):
+    """A convolution's lowering checks that its operands' run-time sizes fit (``if <dims>: fail``): such a
+    check of sizes alone is evaluated on the host before anything runs (``check_sizes``), so it does not
+    force the updates before it through copy kernels — a CNN training step updates everything in place."""
+    with gc.Graph().as_default():
+        x, y = gc.placeholder("float32", (None, 6, 6, 1)), gc.placeholder("int64", (None,))
+        w = gc.Variable(rng.standard_normal((3, 3, 1, 4)).astype("float32") * 0.3)
+        b = gc.Variable(np.zeros(4, "float32"))
+        v = gc.Variable(rng.standard_normal((4 * 36, 3)).astype("float32") * 0.1)
+        hidden = gc.relu(gc.nn.conv2d(x, w, padding="same") + b)
+        loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(gc.reshape(hidden, (-1, 4 * 36)) @ v, y))
+        train = gc.train.SGD(0.1).minimize(loss)
+        lowered = _compare([loss, train], {x: rng.standard_normal((5, 6, 6, 1)).astype("float32"),
+                                           y: rng.integers(0, 3, 5)}, rtol=1e-5)
+    checks = [s for k in lowered.program.kernels for s in k.body if ir.size_check(s)]
+    assert checks and not [k.name for k in lowered.program.kernels if k.name.startswith("commit")]
+    dims = np.array([0, *([5] * (len(lowered.program.dims) - 1))], np.int64)
+    check_sizes(lowered.program, dims)  # the sizes of a consistent run pass
+    raised = 0
+    for check in checks:  # sizes that break a check (one of its dims changed) raise the first broken one's message
+        for slot in {e.slot for e in ir.walk_expr(check.condition) if isinstance(e, ir.Dim)}:
+            bad = dims.copy()
+            bad[slot] = 7
+            if ir.evaluate_size(check.condition, bad):
+                with pytest.raises(gc.errors.ShapeError) as info:
+                    check_sizes(lowered.program, bad)
+                assert str(info.value) in lowered.program.failures and "do not fit" in str(info.value)
+                raised += 1
+    assert raised

@@ -46,6 +46,7 @@ from graphc.backends.compiled import (
     CompileReport,
     ShowsProgram,
     check_extents,
+    check_sizes,
     checked_variable,
     contiguous,
     fetch_value,
@@ -401,6 +402,7 @@ class CUDAExecutable(ShowsProgram):
             driver = self.gpu.driver
             dims, shapes = self._resolver.resolve(feed_shapes)
             check_extents(self.partition, shapes)
+            check_sizes(self.lowered.program, dims)
             dims = np.append(dims, 0).astype(np.int64)  # the status word's slot
             buffers = self.lowered.program.buffers
             table = [0] * len(buffers)

@@ -249,7 +249,7 @@ def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list
             steps.append(_Part([s], s, guard, block=_block_rows(s) if len(_collapsed(s)) == 1 else None))
         elif isinstance(s, ir.Loop) and (swapped := _interchanged(s)) is not None:
             steps.append(_Part([s], None, guard, swapped, column_blocks=_block_columns(*swapped)))
-        elif (isinstance(s, ir.If) and _on_dims(s.condition)
+        elif (isinstance(s, ir.If) and ir.on_dims(s.condition)
               and (any(isinstance(x, ir.Loop) and x.parallel for x in ir.walk_statements([s]))
                    or any(isinstance(x, ir.Loop) and _interchanged(x) for x in (*s.then, *s.orelse)))):
             # a size test choosing between parallel loops: each branch's launches test it themselves
@@ -260,11 +260,6 @@ def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list
         else:
             steps.append(_Part([s], None, guard))
     return steps
-
-
-def _on_dims(e: Expr) -> bool:
-    """Whether ``e`` depends on the dims only (so every launch computes the same value)."""
-    return all(isinstance(x, Const | ir.Dim | Call) for x in ir.walk_expr(e))
 
 
 def _outside_locals(body: Sequence[ir.Stmt]) -> set[str]:
@@ -400,7 +395,7 @@ def _block_rows(loop: ir.Loop) -> dict[int, list[tuple[ir.Local, Call]]] | None:
     found: dict[int, list[tuple[ir.Local, Call]]] = {}
     for column in columns:
         inner = list(ir.walk_statements(column.body))
-        if not _on_dims(column.extent) or any(isinstance(x, ir.Fail) for x in inner):
+        if not ir.on_dims(column.extent) or any(isinstance(x, ir.Fail) for x in inner):
             return None
         if not _disjoint([column], loop.index):
             return None
@@ -694,7 +689,7 @@ def _lone_loops(loop: ir.Loop) -> list[ir.Loop]:
     """``loop`` and the lone loops nested in it whose extents are functions of the dims, outermost first, down
     to the first body that is more than one loop."""
     nest = [loop]
-    while len(nest[-1].body) == 1 and isinstance(nest[-1].body[0], ir.Loop) and _on_dims(nest[-1].body[0].extent):
+    while len(nest[-1].body) == 1 and isinstance(nest[-1].body[0], ir.Loop) and ir.on_dims(nest[-1].body[0].extent):
         nest.append(nest[-1].body[0])
     return nest
 
@@ -724,7 +719,7 @@ def _interchanged(loop: ir.Loop) -> tuple[list[ir.Loop], list[ir.Loop]] | None:
     Each element is then read and written by one thread only, in the serial order, so the results are
     bit-identical to the serial loop's (a column's float sum adds its rows in row order). The most columns
     win (the fewest rows, then the longest run)."""
-    if loop.parallel or not _on_dims(loop.extent) or _outside_locals(loop.body):
+    if loop.parallel or not ir.on_dims(loop.extent) or _outside_locals(loop.body):
         return None
     if any(isinstance(s, ir.Fail) for s in ir.walk_statements(loop.body)):
         return None  # which failure is reported, and what was written before it, must stay the serial ones
@@ -751,7 +746,7 @@ def _disjoint(inner: Sequence[ir.Loop], shared: ir.Index | None = None, around: 
     determines its indices from the address whatever the other indices (``_separable``). Each thread then
     touches only elements no other thread touches."""
     statements = list(ir.walk_statements(inner[-1].body))
-    below = {s.index.name: s.extent for s in statements if isinstance(s, ir.Loop) and _on_dims(s.extent)}
+    below = {s.index.name: s.extent for s in statements if isinstance(s, ir.Loop) and ir.on_dims(s.extent)}
     below |= {loop.index.name: loop.extent for loop in around}
     accesses: dict[ir.Buffer, list[Expr]] = {}
     for s in statements:

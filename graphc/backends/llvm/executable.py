@@ -22,6 +22,7 @@ from graphc.backends.compiled import (
     CompileReport,
     ShowsProgram,
     check_extents,
+    check_sizes,
     checked_variable,
     contiguous,
     fetch_value,
@@ -144,6 +145,7 @@ class LLVMExecutable(ShowsProgram):
         if sized is None:
             dims, shapes = self._resolver.resolve(feed_shapes)
             check_extents(self.partition, shapes)
+            check_sizes(self.lowered.program, dims)
             temps = self.lowered.temps
             offsets, total = plan_arena(temps, self.lowered.lifetimes, dims)
             arena = np.empty(max(total, 1), dtype=np.uint8)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 import graphc as gc
-from graphc.backends.compiled import check_extents, contiguous, fetch_value, fetched_variables, lower_plan
+from graphc.backends.compiled import check_extents, check_sizes, contiguous, fetch_value, fetched_variables, lower_plan
 from graphc.backends.cuda.cublas import OP_T, ColumnMajorGemm, column_major
 from graphc.backends.cuda.executable import _bind, gemm_iterations
 from graphc.backends.cuda.render import BLOCK as RENDER_BLOCK
@@ -203,6 +203,7 @@ class EmulatedExecutable:
         lowered = self.lowered
         dims, shapes = ShapeResolver(lowered.shapes).resolve({n: a.shape for n, a in feeds.items()})
         check_extents(self.partition, shapes)
+        check_sizes(lowered.program, dims)
         dims[0] = run_count
         dims = np.ascontiguousarray(dims, dtype=np.int64)
         arrays = self._buffers(feeds, variables, dims)
