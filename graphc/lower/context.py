@@ -64,12 +64,16 @@ class Operand:
 
 
 class LowerContext:
-    """Per-kernel lowering state: fresh loop/local names, and the program's failure messages."""
+    """Per-kernel lowering state: fresh loop/local names, the program's failure messages, and which index
+    buffers earlier kernels have checked already (a check they passed need not run again)."""
 
-    def __init__(self, failures: list[str], scratch: Callable[[str, tuple[Expr, ...]], Buffer] | None = None) -> None:
+    def __init__(self, failures: list[str], scratch: Callable[[str, tuple[Expr, ...]], Buffer] | None = None,
+                 checked: frozenset[tuple[Buffer, Expr]] = frozenset()) -> None:
         self.names = Namer()
         self._failures = failures
         self._scratch = scratch
+        self.checked = checked  # (indices, bound) pairs an earlier kernel of the run has range-checked
+        self.newly_checked: set[tuple[Buffer, Expr]] = set()  # the pairs this kernel checks
 
     def scratch(self, dtype: str, shape: Sequence[Expr]) -> Buffer:
         """A temporary buffer that lives within this kernel only (an im2col matrix, accumulators)."""

@@ -65,6 +65,7 @@ class _Builder:
         self.commits: list[tuple[Operand, Buffer]] = []  # (temporary new value, variable buffer)
         self.updated: list[Node] = []
         self.failures: list[str] = []
+        self.checked: set[tuple[Buffer, ir.Expr]] = set()  # index buffers range-checked by the kernels so far
 
     # -- buffers -------------------------------------------------------------------------------------------
     def _buffer(self, tensor: Tensor, role: str, value: object = None) -> Operand:
@@ -147,15 +148,22 @@ class _Builder:
     # -- kernels -------------------------------------------------------------------------------------------
     def build(self) -> Lowered:
         self._sources()
-        kernels = [k for k in map(self._lower, self.launched) if k.body]  # a kernel left with no output: none
+        kernels = []
+        for kernel in self.launched:
+            lowered, checked = self._lower(kernel)
+            if lowered.body:  # a kernel left with no output: none (and none of its checks ran)
+                kernels.append(lowered)
+                self.checked |= checked
         for n, (new_value, variable) in enumerate(self.commits):
             kernels.append(LoopKernel(f"commit{n}", _copy(new_value.buffer, variable, new_value.size)))
         program = Program(self.buffers, kernels, self.shapes.descriptions(), self.failures)
         return Lowered(program, self.shapes, self.feeds, self.variables, self.outputs, self.temps, self.lifetimes,
                        self.updated)
 
-    def _lower(self, kernel: Kernel) -> LoopKernel:
-        ctx = LowerContext(self.failures, scratch=lambda dtype, shape: self._scratch(kernel, dtype, shape))
+    def _lower(self, kernel: Kernel) -> tuple[LoopKernel, set[tuple[Buffer, ir.Expr]]]:
+        """The kernel's loop nest, and the (indices, bound) pairs it range-checks (see ``LowerContext``)."""
+        ctx = LowerContext(self.failures, scratch=lambda dtype, shape: self._scratch(kernel, dtype, shape),
+                           checked=frozenset(self.checked))
         memory = {t: self.operands[t] for t in (*kernel.inputs, *kernel.shape_inputs) if t in self.operands}
         for t in kernel.shape_inputs:  # read for its run-time shape only: no buffer needed
             if t not in memory:
@@ -163,7 +171,8 @@ class _Builder:
                 memory[t] = Operand(t, Buffer(f"shape_of_{t.name}", t.dtype, shape, "shape-only"), shape)
         outputs = self._kernel_outputs(kernel)
         body = self._body(ctx, kernel, memory, outputs)
-        return LoopKernel(f"k{kernel.id}", tuple(body), kernel, tuple((t, o.buffer) for t, o in outputs.items()))
+        lowered = LoopKernel(f"k{kernel.id}", tuple(body), kernel, tuple((t, o.buffer) for t, o in outputs.items()))
+        return lowered, ctx.newly_checked
 
     def _body(self, ctx: LowerContext, kernel: Kernel, memory: dict[Tensor, Operand],
               outputs: dict[Tensor, Operand]) -> list[Stmt]:

@@ -11,6 +11,7 @@ from graphc.backends.compiled import check_sizes
 from graphc.lower import ir
 from graphc.lower.ir import Gemm
 from graphc.lower.program import lower
+from graphc.ops.indexing import scatter_add
 from tests.lower.run_program import run_lowered
 
 
@@ -203,3 +204,25 @@ def test_size_checks_run_on_the_host_so_a_conv_step_updates_its_variables_in_pla
                 assert str(info.value) in lowered.program.failures and "do not fit" in str(info.value)
                 raised += 1
     assert raised
+
+
+def test_indices_checked_by_an_earlier_kernel_are_not_checked_again(rng):
+    """An embedding: the gather checks the tokens against the vocabulary, and its gradient's scatter-add of the
+    same tokens into a table of the same size need not check them again — so nothing after the gather can fail
+    on the data and the table's SGD step is written in place (no copy kernel). Other indices still are."""
+    with gc.Graph().as_default():
+        tokens, other = gc.placeholder("int64", (None,)), gc.placeholder("int64", (None,))
+        table = gc.Variable(rng.standard_normal((6, 3)).astype("float32"))
+        loss = gc.reduce_sum(gc.tanh(gc.gather(table, tokens)))
+        train = gc.train.SGD(0.1).minimize(loss)
+        feeds = {tokens: rng.integers(0, 6, 5), other: rng.integers(0, 6, 5)}
+        lowered = _compare([loss, train], {tokens: feeds[tokens]})
+        checks = [s for k in lowered.program.kernels for s in ir.walk_statements(k.body) if isinstance(s, ir.Fail)
+                  and "index is out of range" in lowered.program.failures[s.code - 1]]
+        assert len(checks) == 1 and "gather node" in lowered.program.failures[checks[0].code - 1]
+        assert not [k.name for k in lowered.program.kernels if k.name.startswith("commit")]
+        spread = scatter_add(gc.gather(table, tokens), other, table)  # other indices: checked
+        lowered = _compare([spread], feeds)
+        failures = [lowered.program.failures[s.code - 1] for k in lowered.program.kernels
+                    for s in ir.walk_statements(k.body) if isinstance(s, ir.Fail)]
+        assert sum("index is out of range" in f for f in failures) == 2

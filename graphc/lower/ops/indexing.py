@@ -163,12 +163,18 @@ def _tf_slice(ctx: LowerContext, node: Node, inputs: list[Operand], outputs: lis
 def _position(ctx: LowerContext, node: Node, indices: Operand, at: Sequence[Expr], dim: Expr, axis: int,
               what: str) -> tuple[Local, list[Stmt]]:
     """Index ``indices[at]`` checked against an axis of size ``dim`` and made non-negative: a local holding
-    it and the statements that compute it (a failure when it is outside -dim..dim-1)."""
+    it and the statements that compute it (a failure when it is outside -dim..dim-1). Indices an earlier
+    kernel checked against the same size (an embedding's gather, then its gradient's scatter-add of the same
+    tokens) are not checked again: that kernel finished, and passed, before this one runs; a variable's
+    indices are always checked (an update between the kernels could change them)."""
     raw, resolved = Local(ctx.names("j"), ir.INDEX), Local(ctx.names("j"), ir.INDEX)
     outside = scalar.logical_or(scalar.lt(raw, ir.sub(0, dim)), scalar.ge(raw, dim))
     message = f"{where(node)}: an index is out of range for axis {axis} of {what} (valid: {_range_text(dim)})"
-    return resolved, [Declare(raw, scalar.cast(indices.load(at), ir.INDEX)),
-                      If(outside, (ctx.fail(message),)),
+    key = (indices.buffer, dim)
+    check = [] if key in ctx.checked else [If(outside, (ctx.fail(message),))]
+    if indices.buffer.role != "variable":
+        ctx.newly_checked.add(key)
+    return resolved, [Declare(raw, scalar.cast(indices.load(at), ir.INDEX)), *check,
                       Declare(resolved, scalar.select(scalar.lt(raw, ir.const(0)), ir.add(raw, dim), raw))]
 
 
