@@ -182,6 +182,8 @@ def frameworks(smoke: bool) -> Device:
         torch = None  # a GPU benchmark of torch on the CPU would mean nothing
     if smoke and name == "cpu":
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    # JAX takes 75% of the GPU's memory at start-up unless told not to: torch and graphc share the GPU here
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     jax = importlib.import_module("jax") if importlib.util.find_spec("jax") else None
     if jax is not None and not smoke and jax.default_backend() != "gpu":
         jax = None
