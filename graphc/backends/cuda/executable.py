@@ -1,12 +1,14 @@
 """One compiled run signature of the CUDA backend: feeds copied in, a precomputed list of launches, fetches out.
 
 ``run`` validates on the host what the GPU cannot (the run-time sizes of every tensor, from the feeds' shapes,
-as the llvm backend does — cached per set of feed shapes), copies each host feed to the GPU once (a feed
-already in GPU memory, a ``DeviceArray``, is read where it is), uploads the dims, replays the signature's
-launch list (each step a bound ``prepared_call`` of a kernel or a cuBLAS GEMM: no argument parsing, no
-Python work per kernel beyond one call; rebound when a run's feeds, outputs or variables lie at other
-addresses than the last run's), reads the 4-byte failure status (which waits for the GPU) and copies the
-fetched outputs back — or, ``on_device``, hands them over as ``DeviceArray``s in fresh memory from a pool.
+as the llvm backend does, and the program's checks of sizes alone — cached per set of feed shapes), copies
+each host feed to the GPU once (a feed already in GPU memory, a ``DeviceArray``, is read where it is), uploads
+the dims (their buffer's last slot is the 4-byte failure status, cleared by that upload), replays the
+signature's launch list (each step a bound ``prepared_call`` of a kernel or a cuBLAS GEMM: no argument
+parsing, no Python work per kernel beyond one call; a launch whose size test fails has no threads and is
+left out; rebound when a run's feeds, outputs or variables lie at other addresses than the last run's), reads
+the status (which waits for the GPU) and copies the fetched outputs back — or, ``on_device``, hands them over
+as ``DeviceArray``s in fresh memory from a pool.
 One grid per launch: ``ceil(threads / 256)`` blocks of 256 threads (capped at 32 blocks per multiprocessor:
 the kernels loop grid-stride), a serial part on one thread.
 
