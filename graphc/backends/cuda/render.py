@@ -39,14 +39,15 @@ The interface with the runtime:
 * serial top-level statements that reduce whole loops into locals (a full reduction to one value: a mean's
   sum, a loss) run the same way as a single row (``_one_block``): one block of ``BLOCK`` threads splits the
   collapsed nest of element loops, and every thread runs the statements after it (storing the same values);
+  past ``GRID_REDUCTION_MIN`` elements, two passes (``_full_reduction``): a grid of blocks storing partial
+  values in module-scope slots, then one block combining them and running the statements after;
 * the other top-level statements (size checks, loops that cannot be proved independent, declarations) run
   in a launch of one thread; a ``Gemm`` is a ``GemmCall`` whose enclosing sequential loops the host runs.
 
 Only correctness is checked so far (nvcc compiles every program to PTX; host C++ runs the launches on a
 simulated grid, a block's threads as fibers): the speed on a GPU is not measured yet, the column interchange's
 and the block per row included. Not done: a warp rather than a block for short rows, 32-bit index arithmetic
-where sizes allow, a grid of blocks for a full reduction (one block now:
-a second launch would combine the blocks' values), and parallelizing what stays serial (a scatter-add through
+where sizes allow, and parallelizing what stays serial (a scatter-add through
 indices read from memory).
 
 The semantics are the LLVM renderer's (graphc/backends/llvm/render.py), primitive by primitive: IEEE float
@@ -65,7 +66,7 @@ import dataclasses
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -212,6 +213,7 @@ class _Part:
     interchange: tuple[list[ir.Loop], list[ir.Loop]] | None = None  # (rows, columns) of a sequential nest
     block: dict[int, list[tuple[ir.Local, Call]]] | None = None  # block per row: _block_rows
     column_blocks: _ColumnBlocks | None = None  # block per column: _block_columns
+    grid_pass: _GridPass | None = None  # a pass of a full reduction over a grid of blocks (_grid_passes)
 
 
 def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
@@ -222,8 +224,9 @@ def _split(kernel: ir.LoopKernel) -> list[_Part | GemmCall]:
         # a local crosses launches (which cannot share one): the kernel runs as a single serial launch
         if len(parts) < len(steps):
             raise CompileError(f"cuda: kernel {kernel.name} shares locals between code around a GEMM")
-        return [_one_block(_Part(list(kernel.body)))]
-    return [_one_block(step) if isinstance(step, _Part) else step for step in steps]
+        return _full_reduction(_one_block(_Part(list(kernel.body))))
+    return [launch for step in steps
+            for launch in (_full_reduction(_one_block(step)) if isinstance(step, _Part) else [step])]
 
 
 def _one_block(part: _Part) -> _Part:
@@ -235,6 +238,57 @@ def _one_block(part: _Part) -> _Part:
     row = ir.Loop(ir.Index("row"), ir.const(1), tuple(part.body), parallel=True)  # no kernel index is "row"
     block = _block_rows(row)
     return part if block is None else _Part(part.body, row, part.guard, block=block)
+
+
+GRID_REDUCTION_MIN = 1 << 16  # a full reduction over more elements than this runs on a grid of blocks
+GRID_MAX = 1024  # the most blocks of its first pass (the partial values' slots)
+
+
+@dataclass(frozen=True)
+class _GridPass:
+    """Pass ``number`` (1 or 2) of a full reduction over a grid: the row's statements ``before`` its reducing
+    ``loop`` (declarations) and ``after`` it, and the accumulators the loop reduces."""
+
+    number: int
+    before: tuple[ir.Stmt, ...]
+    loop: ir.Loop
+    after: tuple[ir.Stmt, ...]
+    reductions: tuple[tuple[ir.Local, Call], ...]
+
+
+def _full_reduction(part: _Part) -> list[_Part]:
+    """``part``, or — when it is a full reduction (``_one_block``) whose row is declarations, one reducing loop
+    and statements after it, over more than ``GRID_REDUCTION_MIN`` elements (or a number known only when it
+    runs) — its two passes over a grid (``_grid_passes``), each launch guarded by the count when it is not
+    known (the one-block launch then serves the small counts)."""
+    row = part.parallel
+    if part.block is None or row is None or row.index.name != "row":
+        return [part]
+    loops = [s for s in row.body if isinstance(s, ir.Loop)]
+    if len(loops) != 1:
+        return [part]
+    at = row.body.index(loops[0])
+    before, after = tuple(row.body[:at]), tuple(row.body[at + 1:])
+    if any(not isinstance(s, ir.Declare) for s in before):
+        return [part]
+    count = ir.product(loop.extent for loop in _column_nest(loops[0], row.index))
+    known = ir.static_value(count)
+    if known is not None and known <= GRID_REDUCTION_MIN:
+        return [part]
+    small = scalar.le(count, ir.const(GRID_REDUCTION_MIN))
+    large = () if known is not None else (scalar.logical_not(small),)
+    passes = []
+    for number, body in ((1, [*before, loops[0]]), (2, [*before, *after])):
+        grid = _GridPass(number, before, loops[0], after, tuple(part.block[id(loops[0])]))
+        passes.append(_Part(body, row, (*part.guard, *large), block=part.block, grid_pass=grid))
+    return passes if known is not None else [dataclasses.replace(part, guard=(*part.guard, small)), *passes]
+
+
+def _column_nest(loop: ir.Loop, row: ir.Index) -> list[ir.Loop]:
+    """The loops one index of a block-per-row launch runs over for the column loop ``loop``: its lone loops
+    collapsed when their iterations touch disjoint elements, else ``loop`` alone."""
+    nest = _lone_loops(loop)
+    return nest if len(nest) > 1 and _divisible(nest) and _disjoint(nest, row) else [loop]
 
 
 def _steps(body: Sequence[ir.Stmt], guard: tuple[Expr, ...], where: str) -> list[_Part | GemmCall]:
@@ -319,7 +373,9 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
     params = [f"{'' if b in written else 'const '}{MEMORY_TYPE[b.dtype]}* __restrict__ b{position[b]}"
               for b in buffers]
     params += ["const long long* __restrict__ dims", "int* __restrict__ status"]
-    read_locals = _live_locals(part.body)
+    # a grid pass's accumulators go through the slots between the passes
+    read_locals = _live_locals(part.body, [local.name for local, _ in part.grid_pass.reductions]
+                               if part.grid_pass is not None else ())
     if part.column_blocks is not None:  # the partial accumulators stand for stores
         read_locals |= {local.name for local, _ in part.column_blocks.accumulators}
     writer = _Writer({b: f"b{position[b]}" for b in buffers}, read_locals)
@@ -343,7 +399,10 @@ def _launch(name: str, part: _Part, position: dict[ir.Buffer, int], where: str) 
         for more in part.guard[2:]:
             condition = scalar.logical_and(condition, more)
         lines.append(f"  if (!{writer.inline(condition, lines, 1)}) return;")
-    if part.block is not None:
+    if part.grid_pass is not None:
+        threads, declarations = _grid_passes(name, part.grid_pass, writer, lines)
+        lines[:0] = declarations
+    elif part.block is not None:
         threads = _block_per_row(part.parallel, part.block, writer, lines)
     elif part.column_blocks is not None:
         threads = _block_per_column(part.column_blocks, writer, lines)
@@ -459,9 +518,7 @@ def _block_per_row(loop: ir.Loop, reductions: dict[int, list[tuple[ir.Local, Cal
         if not isinstance(s, ir.Loop):
             writer.statement(s, lines, 2)
             continue
-        nest = _lone_loops(s)
-        if len(nest) == 1 or not _divisible(nest) or not _disjoint(nest, loop.index):
-            nest = [s]
+        nest = _column_nest(s, loop.index)
         _grid_stride(nest, writer, lines, block=True)
         writer.statements(nest[-1].body, lines, 3)
         lines += ["    }", "    __syncthreads();"]
@@ -471,6 +528,41 @@ def _block_per_row(loop: ir.Loop, reductions: dict[int, list[tuple[ir.Local, Cal
             lines += _block_combine(local, update)
     lines.append("  }")
     return ir.mul(loop.extent, ir.const(BLOCK))
+
+
+def _grid_passes(name: str, grid: _GridPass, writer: _Writer, lines: list[str]) -> tuple[ir.Expr, list[str]]:
+    """Renders pass ``grid.number`` of a full reduction over a grid (``_full_reduction``); returns its threads
+    and the module-scope declarations it needs. Pass 1: the grid strides over the elements (at most
+    ``GRID_MAX`` blocks), each block combines its threads' partial values and its thread 0 stores them in the
+    block's slot (block 0 also stores how many blocks ran). Pass 2: one block folds the slots (every
+    accumulator starts as declared: 0 for a sum, so folding it once per block changes nothing) and runs the
+    statements after the loop."""
+    kernel, launch = name.rsplit("_", 1)
+    base = name if grid.number == 1 else f"{kernel}_{int(launch) - 1}"  # pass 1's name: the slots' prefix
+    slots = {local.name: f"{base}_partial_{local.name}" for local, _ in grid.reductions}
+    writer.statements(grid.before, lines, 1)
+    if grid.number == 1:
+        nest = _column_nest(grid.loop, ir.Index("row"))
+        threads = _grid_stride(nest, writer, lines)
+        writer.statements(nest[-1].body, lines, 2)
+        lines.append("  }")
+        for local, update in grid.reductions:
+            lines += _block_combine(local, update)
+        lines.append("  if (threadIdx.x == 0) {")
+        lines += [f"    {slots[local.name]}[blockIdx.x] = {local.name};" for local, _ in grid.reductions]
+        lines += [f"    if (blockIdx.x == 0) {base}_blocks = gridDim.x;", "  }"]
+        declarations = [f"__device__ {C_TYPE[local.dtype]} {slots[local.name]}[{GRID_MAX}];"
+                        for local, _ in grid.reductions] + [f"__device__ unsigned {base}_blocks;"]
+        return scalar.minimum(threads, ir.const(GRID_MAX * BLOCK)), declarations
+    lines.append(f"  for (unsigned slot = threadIdx.x; slot < {base}_blocks; slot += blockDim.x) {{")
+    for local, update in grid.reductions:
+        combine = _PRIMITIVES[update.primitive.name](update, [local.name, f"{slots[local.name]}[slot]"])
+        lines.append(f"    {local.name} = {combine};")
+    lines.append("  }")
+    for local, update in grid.reductions:
+        lines += _block_combine(local, update)
+    writer.statements(grid.after, lines, 1)
+    return ir.const(BLOCK), []
 
 
 def _block_combine(local: ir.Local, update: Call) -> list[str]:
@@ -938,14 +1030,15 @@ def _locals(body: Sequence[ir.Stmt]) -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
-def _live_locals(body: Sequence[ir.Stmt]) -> set[str]:
-    """The locals whose values reach a store, a condition or a loop extent (the others are not computed)."""
+def _live_locals(body: Sequence[ir.Stmt], read_elsewhere: Iterable[str] = ()) -> set[str]:
+    """The locals whose values reach a store, a condition, a loop extent or ``read_elsewhere`` (locals the
+    renderer reads itself: a grid pass's accumulators); the others are not computed."""
     statements = list(ir.walk_statements(body))
 
     def reads(s: ir.Stmt) -> set[str]:
         return {e.name for e in _expressions(s) if isinstance(e, ir.Local)}
 
-    live = set().union(*(reads(s) for s in statements if not isinstance(s, ir.Declare | ir.Assign)))
+    live = set(read_elsewhere).union(*(reads(s) for s in statements if not isinstance(s, ir.Declare | ir.Assign)))
     while True:
         more = live.union(*(reads(s) for s in statements if isinstance(s, ir.Declare | ir.Assign)
                             and s.local.name in live))

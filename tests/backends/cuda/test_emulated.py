@@ -254,17 +254,18 @@ def test_row_reductions_on_blocks_of_threads_match_numpy(rows, number):
     assert blocks > 0  # the rows did run on blocks of threads (softmax's cached exponentials included)
 
 
-# -- full reductions to one value: one block of threads, its partial results combined in shared memory ------
+# -- full reductions to one value: one block of threads, or a grid of blocks and then one -------------------
 FULL_PROGRAMS = 30_000  # the full reductions' numbers start here
 FULL = {"sum": (gc.reduce_sum, np.sum), "mean": (gc.reduce_mean, np.mean), "max": (gc.reduce_max, np.max)}
-FULL_VARIANTS = [(name, shape, dtype, unknown) for name in FULL for shape in ((3, 337), (601,))
+BIG = (3, 25_001)  # more elements than render.GRID_REDUCTION_MIN: two passes
+FULL_VARIANTS = [(name, shape, dtype, unknown) for name in FULL for shape in ((3, 337), (601,), BIG)
                  for dtype in ("float32", "float64") for unknown in (False, True)]
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     """Every full reduction variant's program (1011 or 601 elements: more than the block's 256 threads, not a
-    power of two), built in one g++ run."""
+    power of two; 75,003 for the grid), built in one g++ run."""
     rng = np.random.default_rng([SEED, 11])
     programs = []
     for number, (name, shape, dtype, unknown) in enumerate(FULL_VARIANTS):
@@ -282,13 +283,14 @@ def full(tmp_path_factory):
 @pytest.mark.parametrize("number", [
     pytest.param(n, id=f"{name}-{'x'.join(map(str, shape))}-{dtype}{'-none-dims' if unknown else ''}")
     for n, (name, shape, dtype, unknown) in enumerate(FULL_VARIANTS)])
-def test_full_reductions_on_one_block_of_threads_match_numpy(full, number):
-    """The reduction to one value on a block of 256 threads (fibers) (the grid's second block finds no
-    row): the same value as numpy's up to reassociation, every launch a block's (nothing left serial)."""
+def test_full_reductions_on_blocks_of_threads_match_numpy(full, number):
+    """The reduction to one value on a block of 256 threads (fibers) (the grid's second block finds no row),
+    or, past GRID_REDUCTION_MIN elements, on a grid of such blocks (2 here) whose partial values one block then
+    combines: the same value as numpy's up to reassociation, every launch a block's (nothing left serial)."""
     program, feeds, expected = full[number]
     (value,), _ = program.run(feeds)
     rtol = 1e-5 if FULL_VARIANTS[number][2] == "float32" else 1e-12
     assert value.dtype == expected.dtype and value.shape == ()
     np.testing.assert_allclose(value, expected, rtol=rtol)
     counts = program.executable.steps_run
-    assert counts["block launches"] == counts["launches"] > 0
+    assert counts["block launches"] == counts["launches"] == (2 if FULL_VARIANTS[number][1] == BIG else 1)

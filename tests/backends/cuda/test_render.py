@@ -204,11 +204,17 @@ def test_softmax_and_cross_entropy_rows_become_block_per_row_launches():
         loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy(x, labels))
         fetches = [gc.nn.softmax(x), gc.reduce_sum(x, axis=1), loss, gc.gradients(loss, [x])[0]]
     module = render(program_of(graph, fetches, {x: np.zeros((4, 1000), np.float32), labels: np.zeros(4, np.int64)}))
-    rows = [s for s in module.steps if isinstance(s, Launch) and isinstance(s.threads, scalar.Call)]
-    unguarded = [s.threads.args[1] if s.threads.primitive.name == "select" else s.threads for s in rows]
-    assert rows and all(threads.args[1] == ir.const(256) for threads in unguarded)
-    # the mean over the rows' losses is one block (full reductions: test_full_reduction_...); nothing is serial
-    assert all(s in rows or s.threads == ir.const(256) for s in module.steps if isinstance(s, Launch))
+    def unguarded(launch: Launch) -> ir.Expr:
+        guarded = isinstance(launch.threads, scalar.Call) and launch.threads.primitive.name == "select"
+        return launch.threads.args[1] if guarded else launch.threads
+
+    launches = [s for s in module.steps if isinstance(s, Launch)]
+    rows = [s for s in launches if isinstance(unguarded(s), scalar.Call) and unguarded(s).primitive.name == "mul"]
+    assert rows and all(unguarded(s).args[1] == ir.const(256) for s in rows)
+    # the mean over the rows' losses is one block, or a grid for many rows (test_full_reduction_...); nothing is
+    # serial
+    assert all(s in rows or unguarded(s) == ir.const(256) or unguarded(s).primitive.name == "minimum"
+               for s in launches)
     functions = _functions(module)
     for launch in rows:
         text = functions[launch.function]
@@ -299,14 +305,16 @@ def test_serial_statements_share_one_launch_and_fail_sets_the_status():
     assert render(program).source == module.source  # deterministic: the source is a cache key
 
 
-def _full_sum(start: float = 0.0, reassociate: bool = True, *extra: ir.Stmt) -> ir.Program:
-    """``out[0] = start + sum(x)`` over x of [n, 8] in float32 as the lowering builds a full reduction (a nest of
-    two sequential loops accumulating into one local), ``extra`` statements in the inner loop."""
-    x, out = _buffer("x", "float32", ir.Dim(1), 8, role="feed"), _buffer("out", "float32", role="output")
+def _full_sum(start: float = 0.0, reassociate: bool = True, *extra: ir.Stmt, rows: int | ir.Expr = 100,
+              columns: int = 8) -> ir.Program:
+    """``out[0] = start + sum(x)`` over x of [rows, columns] in float32 as the lowering builds a full reduction (a
+    nest of two sequential loops accumulating into one local), ``extra`` statements in the inner loop."""
+    x, out = _buffer("x", "float32", rows, columns, role="feed"), _buffer("out", "float32", role="output")
     i, j, total = ir.Index("i0"), ir.Index("i1"), ir.Local("acc0", "float32")
-    add = ir.Assign(total, scalar.add(total, ir.Load(x, ir.add(ir.mul(i, 8), j))), reassociate=reassociate)
+    add = ir.Assign(total, scalar.add(total, ir.Load(x, ir.add(ir.mul(i, columns), j))), reassociate=reassociate)
     body = (ir.Declare(total, scalar.constant(start, "float32")),
-            ir.Loop(i, ir.Dim(1), (ir.Loop(j, ir.const(8), (add, *extra)),)), ir.Store(out, ir.const(0), total))
+            ir.Loop(i, ir.as_expr(rows), (ir.Loop(j, ir.const(columns), (add, *extra)),)),
+            ir.Store(out, ir.const(0), total))
     stored = [s.buffer for s in extra if isinstance(s, ir.Store)]
     return ir.Program([x, out, *stored], [ir.LoopKernel("k0", body)], ["run count", "x.shape[0]"], ["bad"])
 
@@ -326,8 +334,30 @@ def test_full_reduction_to_one_value_is_one_launch_of_one_block():
     with graph.as_default():
         x = gc.placeholder("float32", (None, 1000), name="x")
         mean = gc.reduce_mean(x)
-    (launch,) = render(program_of(graph, [mean], {x: np.zeros((4, 1000), np.float32)})).steps
-    assert launch.threads == ir.const(render_module.BLOCK)
+    # the number of elements is known at run time only: one block for up to GRID_REDUCTION_MIN of them, else
+    # a grid of blocks then one block (test_full_reduction_over_many_elements_...); the host runs one or two
+    small, first, second = render(program_of(graph, [mean], {x: np.zeros((4, 1000), np.float32)})).steps
+    few, many = np.array([0, 4, 4, 4], np.int64), np.array([0, 1000, 1000, 1000], np.int64)
+    assert [ir.evaluate_size(s.threads, few) for s in (small, first, second)] == [256, 0, 0]
+    most = render_module.GRID_MAX * render_module.BLOCK  # pass 1's threads, at most
+    assert [ir.evaluate_size(s.threads, many) for s in (small, first, second)] == [0, most, 256]
+
+
+def test_full_reduction_over_many_elements_runs_on_a_grid_then_one_block():
+    """Past GRID_REDUCTION_MIN known elements: pass 1 strides the grid (at most GRID_MAX blocks) over them, each
+    block storing its partial sum in its slot; pass 2 is one block folding the slots and finishing."""
+    assert render_module.GRID_REDUCTION_MIN < 300 * 1000
+    module = render(_full_sum(rows=300, columns=1000))
+    first, second = module.steps
+    assert ir.evaluate_size(first.threads, [0]) == render_module.GRID_MAX * render_module.BLOCK  # the most
+    assert second.threads == ir.const(render_module.BLOCK)
+    one, two = _functions(module).values()
+    assert "__device__ float graphc_k0_0_partial_acc0[1024];" in module.source
+    assert "for (long long flat_i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x;" in one
+    assert "graphc_k0_0_partial_acc0[blockIdx.x] = acc0;" in one and "graphc_k0_0_blocks = gridDim.x" in one
+    assert "b1[0LL]" not in one  # the sum is stored by pass 2 only
+    assert "slot < graphc_k0_0_blocks" in two and "acc0 = (acc0 + graphc_k0_0_partial_acc0[slot]);" in two
+    assert "b1[0LL] = acc0;" in two
 
 
 def test_full_reductions_the_block_cannot_combine_stay_serial():
