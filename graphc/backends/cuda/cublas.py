@@ -21,6 +21,7 @@ OP_N, OP_T = 0, 1  # cublasOperation_t
 _STATUS = {1: "not initialized", 3: "allocation failed", 7: "invalid value", 8: "architecture mismatch",
            11: "mapping error", 13: "execution failed", 14: "internal error", 15: "not supported"}
 _FUNCTIONS = {"float32": ("cublasSgemm_v2", ctypes.c_float), "float64": ("cublasDgemm_v2", ctypes.c_double)}
+_BATCHED = {"float32": "cublasSgemmStridedBatched", "float64": "cublasDgemmStridedBatched"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,33 @@ def column_major(trans_a: bool, trans_b: bool, m: int, n: int, k: int, a: int, l
                            b, max(ldb, 1), a, max(lda, 1), c, max(ldc, 1))
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive GEMMs of one shape whose operands lie ``strides`` elements apart (the column-major a, b, c):
+    one strided batched call (``count`` 1: a plain GEMM)."""
+
+    count: int = 1
+    strides: tuple[int, int, int] = (0, 0, 0)
+
+
+def batched(calls: list[tuple[ColumnMajorGemm, int]]) -> list[tuple[ColumnMajorGemm, Batch]]:
+    """``calls`` — in order, each with the size of its C region in elements — grouped into runs of one shape
+    at constant strides (an attention's product per sequence and head): each run one batched call. A run
+    never writes one C region twice or a C region another member reads (the members run concurrently)."""
+    runs: list[tuple[ColumnMajorGemm, Batch, ColumnMajorGemm, int]] = []  # first, batch, last, C size
+    for call, c_size in calls:
+        if runs:
+            first, batch, last, size = runs[-1]
+            step = (call.a - last.a, call.b - last.b, call.c - last.c)
+            same = (call.transa, call.transb, call.m, call.n, call.k, call.lda, call.ldb, call.ldc) == \
+                   (first.transa, first.transb, first.m, first.n, first.k, first.lda, first.ldb, first.ldc)
+            if same and (batch.count == 1 or step == batch.strides) and abs(step[2]) >= size:
+                runs[-1] = (first, Batch(batch.count + 1, step), call, size)
+                continue
+        runs.append((call, Batch(), call, c_size))
+    return [(first, batch) for first, batch, _, _ in runs]
+
+
 def _candidates() -> list[str]:
     names = ["libcublas.so", "libcublas.so.13", "libcublas.so.12", "libcublas.so.11"]
     roots = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"]
@@ -68,11 +96,15 @@ def library() -> ctypes.CDLL:
         lib.cublasCreate_v2.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
         lib.cublasDestroy_v2.argtypes = [ctypes.c_void_p]
         lib.cublasSetStream_v2.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-        for name, scalar in _FUNCTIONS.values():
+        for dtype, (name, scalar) in _FUNCTIONS.items():
             getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                            ctypes.c_int, ctypes.POINTER(scalar), ctypes.c_void_p, ctypes.c_int,
                                            ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(scalar), ctypes.c_void_p,
                                            ctypes.c_int]
+            matrix = [ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong]  # pointer, leading dimension, stride
+            getattr(lib, _BATCHED[dtype]).argtypes = [
+                ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                ctypes.POINTER(scalar), *matrix, *matrix, ctypes.POINTER(scalar), *matrix, ctypes.c_int]
         return lib
     raise BackendUnavailableError("the cuda backend runs matrix products with cuBLAS, and libcublas.so was not found: "
                                   "install the CUDA toolkit's cuBLAS and put its lib64 directory on LD_LIBRARY_PATH, "
@@ -103,6 +135,18 @@ class Cublas:
                                           ctypes.byref(scalar(alpha)), call.a, call.lda, call.b, call.ldb,
                                           ctypes.byref(scalar(beta)), call.c, call.ldc)
         _check(status, name)
+
+    def gemm_batched(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float,
+                     batch: Batch) -> None:
+        """``batch.count`` GEMMs, the i-th on operands ``i·batch.strides`` elements after ``call``'s (one call)."""
+        if dtype not in _FUNCTIONS:
+            raise CompileError(f"cuBLAS GEMM of {dtype} is not supported by the cuda backend (float32, float64)")
+        scalar = _FUNCTIONS[dtype][1]
+        status = getattr(self._lib, _BATCHED[dtype])(
+            self._handle, call.transa, call.transb, call.m, call.n, call.k, ctypes.byref(scalar(alpha)), call.a,
+            call.lda, batch.strides[0], call.b, call.ldb, batch.strides[1], ctypes.byref(scalar(beta)), call.c,
+            call.ldc, batch.strides[2], batch.count)
+        _check(status, _BATCHED[dtype])
 
     def close(self) -> None:
         """Destroy the handle (once)."""

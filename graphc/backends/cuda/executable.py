@@ -34,6 +34,7 @@ fresh device copies of the variables, and the updates are returned for the Sessi
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import itertools
 import time
@@ -56,7 +57,7 @@ from graphc.backends.compiled import (
     lower_plan,
 )
 from graphc.backends.cuda.arrays import DeviceArray, to_device
-from graphc.backends.cuda.cublas import Cublas, column_major
+from graphc.backends.cuda.cublas import Batch, ColumnMajorGemm, Cublas, batched, column_major
 from graphc.backends.cuda.nvcc import Compiled, compile_module
 from graphc.backends.cuda.render import BLOCK, CudaModule, GemmCall, Launch, render  # BLOCK: threads per block
 from graphc.errors import BackendUnavailableError, ShapeError
@@ -194,6 +195,26 @@ def _bind(e: Expr, values: dict[ir.Index, int]) -> Expr:
     if isinstance(e, Call):
         return Call(e.primitive, tuple(_bind(a, values) for a in e.args), e.to)
     return e
+
+
+def gemm_batches(call: GemmCall, dims: np.ndarray) -> list[tuple[ColumnMajorGemm, Batch]]:
+    """The column-major cuBLAS calls of ``call`` (operands as element offsets into the row-major B, A and C
+    buffers), in loop order, runs of one shape at constant strides batched (``cublas.batched``) unless C shares
+    a buffer with A or B (a later GEMM could read what an earlier one wrote)."""
+    g, calls = call.gemm, []
+    for values in gemm_iterations(call, dims):
+        def size(e: Expr, values: dict = values) -> int:
+            return ir.evaluate_size(_bind(e, values), dims)
+
+        m, n, k = size(g.m), size(g.n), size(g.k)
+        if m == 0 or n == 0:
+            continue
+        ldc = size(g.ldc)
+        calls.append((column_major(g.trans_a, g.trans_b, m, n, k, size(g.a_offset), size(g.lda), size(g.b_offset),
+                                   size(g.ldb), size(g.c_offset), ldc), ldc * (m - 1) + n))
+    if g.c is g.a or g.c is g.b:
+        return [(gemm, Batch()) for gemm, _ in calls]
+    return batched(calls)
 
 
 def gemm_iterations(call: GemmCall, dims: np.ndarray) -> list[dict[ir.Index, int]]:
@@ -356,19 +377,17 @@ class CUDAExecutable(ShowsProgram):
         return steps
 
     def _gemms(self, call: GemmCall, table: list[int], dims: np.ndarray) -> list[Callable[[], Any]]:
-        """The cuBLAS calls of ``call``, one per iteration of its enclosing loops (none for an empty product)."""
-        g, calls = call.gemm, []
+        """The cuBLAS calls of ``call``: its iterations' GEMMs (none for an empty product), runs of them at
+        constant strides as one batched call each (``gemm_batches``)."""
+        g, cublas = call.gemm, self.gpu.cublas
         itemsize = np.dtype(g.dtype).itemsize
-        for values in gemm_iterations(call, dims):
-            size = functools.partial(lambda e, v: ir.evaluate_size(_bind(e, v), dims), v=values)
-            m, n, k = size(g.m), size(g.n), size(g.k)
-            if m == 0 or n == 0:
-                continue
-            address = [table[self._index[id(b)]] + size(offset) * itemsize
-                       for b, offset in ((g.a, g.a_offset), (g.b, g.b_offset), (g.c, g.c_offset))]
-            arguments = column_major(g.trans_a, g.trans_b, m, n, k, address[0], size(g.lda), address[1],
-                                     size(g.ldb), address[2], size(g.ldc))
-            calls.append(functools.partial(self.gpu.cublas.gemm, g.dtype, arguments, g.alpha, g.beta))
+        bases = [table[self._index[id(b)]] for b in (g.b, g.a, g.c)]  # the column-major a, b, c: B, A, C
+        calls = []
+        for first, batch in gemm_batches(call, dims):
+            at = dataclasses.replace(first, a=bases[0] + first.a * itemsize, b=bases[1] + first.b * itemsize,
+                                     c=bases[2] + first.c * itemsize)
+            calls.append(functools.partial(cublas.gemm, g.dtype, at, g.alpha, g.beta) if batch.count == 1 else
+                         functools.partial(cublas.gemm_batched, g.dtype, at, g.alpha, g.beta, batch))
         return calls
 
     def _run_monitored(self, sized: _Sized, table: list[int], steps: list[tuple[int, Callable[[], Any]]],

@@ -22,6 +22,7 @@ The CUDA shim (``HOST_SHIMS``) and the g++ build (``compile_host``) live here; t
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +33,8 @@ import numpy as np
 
 import graphc as gc
 from graphc.backends.compiled import check_extents, check_sizes, contiguous, fetch_value, fetched_variables, lower_plan
-from graphc.backends.cuda.cublas import OP_T, ColumnMajorGemm, column_major
-from graphc.backends.cuda.executable import _bind, gemm_iterations
+from graphc.backends.cuda.cublas import OP_T, ColumnMajorGemm
+from graphc.backends.cuda.executable import gemm_batches
 from graphc.backends.cuda.render import BLOCK as RENDER_BLOCK
 from graphc.backends.cuda.render import PRELUDE, CudaModule, GemmCall, Launch, render
 from graphc.errors import ShapeError
@@ -270,19 +271,14 @@ class EmulatedExecutable:
 
     def _gemms(self, call: GemmCall, arrays: dict[ir.Buffer, np.ndarray], dims: np.ndarray) -> None:
         """The cuBLAS calls executable.py issues for ``call`` (offsets in elements in place of addresses; the
-        column-major call's A is the row-major B and its B the row-major A)."""
+        column-major call's A is the row-major B and its B the row-major A), a batched call's members one by one."""
         g = call.gemm
-        for values in gemm_iterations(call, dims):
-            def size(e: ir.Expr, values: dict = values) -> int:
-                return ir.evaluate_size(_bind(e, values), dims)
-
-            m, n, k = size(g.m), size(g.n), size(g.k)
-            if m == 0 or n == 0:
-                continue
-            arguments = column_major(g.trans_a, g.trans_b, m, n, k, size(g.a_offset), size(g.lda),
-                                     size(g.b_offset), size(g.ldb), size(g.c_offset), size(g.ldc))
-            column_major_gemm(arguments, arrays[g.b].view(g.dtype), arrays[g.a].view(g.dtype),
-                              arrays[g.c].view(g.dtype), g.alpha, g.beta)
+        for first, batch in gemm_batches(call, dims):
+            for member in range(batch.count):
+                at = dataclasses.replace(first, a=first.a + member * batch.strides[0],
+                                         b=first.b + member * batch.strides[1], c=first.c + member * batch.strides[2])
+                column_major_gemm(at, arrays[g.b].view(g.dtype), arrays[g.a].view(g.dtype),
+                                  arrays[g.c].view(g.dtype), g.alpha, g.beta)
             self.steps_run["gemms"] += 1
 
 

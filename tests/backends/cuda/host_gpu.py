@@ -35,7 +35,7 @@ import pytest
 
 from graphc.backends.compiled import CompileReport
 from graphc.backends.cuda import executable
-from graphc.backends.cuda.cublas import ColumnMajorGemm
+from graphc.backends.cuda.cublas import Batch, ColumnMajorGemm
 from graphc.backends.cuda.nvcc import Compiled
 from graphc.backends.cuda.render import BLOCK
 from tests.backends.cuda.emulate import (
@@ -164,7 +164,16 @@ class HostCublas:
 
     def __init__(self, driver: HostDriver) -> None:
         self.driver = driver
-        self.calls = 0
+        self.calls = 0  # GEMMs computed (a batched call's members each)
+        self.batches: list[int] = []  # the size of each batched call
+
+    def gemm_batched(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float, batch: Batch) -> None:
+        self.batches.append(batch.count)
+        itemsize = np.dtype(dtype).itemsize
+        for member in range(batch.count):
+            self.gemm(dtype, dataclasses.replace(call, **{name: getattr(call, name) + member * stride * itemsize
+                                                          for name, stride in zip("abc", batch.strides)}),
+                      alpha, beta)
 
     def gemm(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float) -> None:
         itemsize = np.dtype(dtype).itemsize

@@ -1,6 +1,7 @@
 """The cuda backend's host side, without a GPU: the clear error where pycuda, a driver or a GPU is missing,
 nvcc compilation with its disk cache, the row-major to column-major cuBLAS mapping, and the host's GEMM loops."""
 
+import ctypes
 import subprocess
 import sys
 import types
@@ -12,7 +13,7 @@ import graphc as gc
 from graphc.backends.compiled import lower_plan
 from graphc.backends.cuda import cublas as cublas_module
 from graphc.backends.cuda import nvcc as cuda_compile
-from graphc.backends.cuda.cublas import _FUNCTIONS, OP_T, ColumnMajorGemm, column_major
+from graphc.backends.cuda.cublas import _BATCHED, _FUNCTIONS, OP_T, ColumnMajorGemm, batched, column_major
 from graphc.backends.cuda.executable import gemm_iterations, gpu
 from graphc.backends.cuda.render import GemmCall, render
 from graphc.errors import BackendUnavailableError, CompileError
@@ -188,6 +189,7 @@ class _FakeCublasLibrary:
         self.calls: list[str] = []
         for dtype, (name, _) in _FUNCTIONS.items():
             setattr(self, name, self._gemm(name, np.dtype(dtype)))
+            setattr(self, _BATCHED[dtype], self._batched(_BATCHED[dtype], getattr(self, name)))
 
     def cublasCreate_v2(self, handle) -> int:  # noqa: N802 - the C names
         handle._obj.value = 1234
@@ -215,6 +217,45 @@ class _FakeCublasLibrary:
                               alpha._obj.value, beta._obj.value)
             return 0
         return gemm
+
+
+    def _batched(self, name: str, gemm):
+        def batched(handle, transa, transb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                    stride_c, count) -> int:
+            self.calls.append(name)
+            itemsize = ctypes.sizeof(alpha._obj)
+            for i in range(count):
+                gemm(handle, transa, transb, m, n, k, alpha, a + i * stride_a * itemsize, lda,
+                     b + i * stride_b * itemsize, ldb, beta, c + i * stride_c * itemsize, ldc)
+            return 0
+        return batched
+
+
+def test_runs_of_gemms_at_constant_strides_become_batched_calls():
+    def gemm(a: int, b: int, c: int, m: int = 4) -> tuple[ColumnMajorGemm, int]:
+        return ColumnMajorGemm(0, 0, m, 4, 4, a, 4, b, 4, c, 4), 16
+
+    runs = batched([gemm(0, 0, 0), gemm(16, 0, 16), gemm(32, 0, 32), gemm(48, 5, 48),  # b's stride breaks: a new run
+                    gemm(64, 10, 64), gemm(80, 10, 80, m=3)])  # a new shape: a new run
+    assert [(first.a, first.b, batch.count, batch.strides) for first, batch in runs] == [
+        (0, 0, 3, (16, 0, 16)), (48, 5, 2, (16, 5, 16)), (80, 10, 1, (0, 0, 0))]
+    accumulating = batched([gemm(0, 0, 0), gemm(16, 16, 0), gemm(32, 32, 0)])  # one C written three times
+    assert [batch.count for _, batch in accumulating] == [1, 1, 1]
+    overlapping = batched([gemm(0, 0, 0), gemm(16, 16, 8)])  # C regions 16 elements long, 8 apart
+    assert [batch.count for _, batch in overlapping] == [1, 1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cublas_batched_calls_compute_each_product(dtype, rng, monkeypatch):
+    """Cublas.gemm_batched's ctypes call through the stand-in: C_i = A_i·B_i for 3 row-major products."""
+    fake = _FakeCublasLibrary()
+    monkeypatch.setattr(cublas_module, "library", lambda: fake)
+    a, b = rng.normal(size=(3, 2, 5)).astype(dtype), rng.normal(size=(3, 5, 4)).astype(dtype)
+    c = np.zeros((3, 2, 4), dtype)
+    call = column_major(False, False, 2, 4, 5, a.ctypes.data, 5, b.ctypes.data, 4, c.ctypes.data, 4)
+    cublas_module.Cublas().gemm_batched(dtype, call, 1.0, 0.0, cublas_module.Batch(3, (20, 10, 8)))
+    np.testing.assert_allclose(c, a @ b, rtol=1e-6)
+    assert fake.calls[0] == _BATCHED[dtype]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -266,3 +266,16 @@ def test_check_numerics_names_the_op_after_training_on_the_device():
                 sess.run([rows, step], feed, check_numerics=True)
             assert "log node 'log'" in str(info.value), str(info.value)
             np.testing.assert_allclose(sess.run(w), np.full(3, -0.6, np.float32), rtol=1e-6)
+
+
+def test_a_loop_of_small_products_is_one_batched_cublas_call(rng, host):
+    """Attention's scores per sequence (a matmul of [b, t, d] by [b, d, t]): the GEMM per sequence that the
+    loop issues runs as one strided batched call, and its values are numpy's."""
+    with gc.Graph().as_default():
+        q = gc.placeholder("float32", (None, 5, 4), name="q")
+        k = gc.placeholder("float32", (None, 4, 6), name="k")
+        scores = q @ k
+        feed = {q: rng.normal(size=(7, 5, 4)).astype(np.float32), k: rng.normal(size=(7, 4, 6)).astype(np.float32)}
+        with gc.Session(backend="cuda") as sess:
+            np.testing.assert_allclose(sess.run(scores, feed), feed[q] @ feed[k], rtol=1e-5, atol=1e-6)
+    assert host.cublas.batches == [7] and host.cublas.calls == 7
