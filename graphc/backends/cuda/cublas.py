@@ -59,6 +59,9 @@ class Batch:
     strides: tuple[int, int, int] = (0, 0, 0)
 
 
+SINGLE = Batch()  # one plain GEMM
+
+
 def batched(calls: list[tuple[ColumnMajorGemm, int]]) -> list[tuple[ColumnMajorGemm, Batch]]:
     """``calls`` — in order, each with the size of its C region in elements — grouped into runs of one shape
     at constant strides (an attention's product per sequence and head): each run one batched call. A run
@@ -73,7 +76,7 @@ def batched(calls: list[tuple[ColumnMajorGemm, int]]) -> list[tuple[ColumnMajorG
             if same and (batch.count == 1 or step == batch.strides) and abs(step[2]) >= size:
                 runs[-1] = (first, Batch(batch.count + 1, step), call, size)
                 continue
-        runs.append((call, Batch(), call, c_size))
+        runs.append((call, SINGLE, call, c_size))
     return [(first, batch) for first, batch, _, _ in runs]
 
 
@@ -126,27 +129,24 @@ class Cublas:
         _check(self._lib.cublasCreate_v2(ctypes.byref(self._handle)), "cublasCreate")
         _check(self._lib.cublasSetStream_v2(self._handle, stream), "cublasSetStream")
 
-    def gemm(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float) -> None:
-        """Issue ``call`` (asynchronous, like a kernel launch) on ``dtype`` (float32 or float64) matrices."""
+    def gemm(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float, batch: Batch = SINGLE) -> None:
+        """Issue ``call`` (asynchronous, like a kernel launch) on ``dtype`` (float32 or float64) matrices — or,
+        for a ``batch`` of more than one, ``batch.count`` GEMMs, the i-th on operands ``i·batch.strides``
+        elements after ``call``'s, as one strided batched call."""
         if dtype not in _FUNCTIONS:
             raise CompileError(f"cuBLAS GEMM of {dtype} is not supported by the cuda backend (float32, float64)")
         name, scalar = _FUNCTIONS[dtype]
-        status = getattr(self._lib, name)(self._handle, call.transa, call.transb, call.m, call.n, call.k,
-                                          ctypes.byref(scalar(alpha)), call.a, call.lda, call.b, call.ldb,
-                                          ctypes.byref(scalar(beta)), call.c, call.ldc)
+        alpha_, beta_ = ctypes.byref(scalar(alpha)), ctypes.byref(scalar(beta))
+        shape = (self._handle, call.transa, call.transb, call.m, call.n, call.k)
+        if batch.count == 1:
+            status = getattr(self._lib, name)(*shape, alpha_, call.a, call.lda, call.b, call.ldb, beta_, call.c,
+                                              call.ldc)
+        else:
+            name = _BATCHED[dtype]
+            status = getattr(self._lib, name)(*shape, alpha_, call.a, call.lda, batch.strides[0], call.b, call.ldb,
+                                              batch.strides[1], beta_, call.c, call.ldc, batch.strides[2],
+                                              batch.count)
         _check(status, name)
-
-    def gemm_batched(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float,
-                     batch: Batch) -> None:
-        """``batch.count`` GEMMs, the i-th on operands ``i·batch.strides`` elements after ``call``'s (one call)."""
-        if dtype not in _FUNCTIONS:
-            raise CompileError(f"cuBLAS GEMM of {dtype} is not supported by the cuda backend (float32, float64)")
-        scalar = _FUNCTIONS[dtype][1]
-        status = getattr(self._lib, _BATCHED[dtype])(
-            self._handle, call.transa, call.transb, call.m, call.n, call.k, ctypes.byref(scalar(alpha)), call.a,
-            call.lda, batch.strides[0], call.b, call.ldb, batch.strides[1], ctypes.byref(scalar(beta)), call.c,
-            call.ldc, batch.strides[2], batch.count)
-        _check(status, _BATCHED[dtype])
 
     def close(self) -> None:
         """Destroy the handle (once)."""

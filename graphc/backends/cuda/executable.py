@@ -57,7 +57,7 @@ from graphc.backends.compiled import (
     lower_plan,
 )
 from graphc.backends.cuda.arrays import DeviceArray, to_device
-from graphc.backends.cuda.cublas import Batch, ColumnMajorGemm, Cublas, batched, column_major
+from graphc.backends.cuda.cublas import SINGLE, Batch, ColumnMajorGemm, Cublas, batched, column_major
 from graphc.backends.cuda.nvcc import Compiled, compile_module
 from graphc.backends.cuda.render import BLOCK, CudaModule, GemmCall, Launch, render  # BLOCK: threads per block
 from graphc.errors import BackendUnavailableError, ShapeError
@@ -213,7 +213,7 @@ def gemm_batches(call: GemmCall, dims: np.ndarray) -> list[tuple[ColumnMajorGemm
         calls.append((column_major(g.trans_a, g.trans_b, m, n, k, size(g.a_offset), size(g.lda), size(g.b_offset),
                                    size(g.ldb), size(g.c_offset), ldc), ldc * (m - 1) + n))
     if g.c is g.a or g.c is g.b:
-        return [(gemm, Batch()) for gemm, _ in calls]
+        return [(gemm, SINGLE) for gemm, _ in calls]
     return batched(calls)
 
 
@@ -386,8 +386,7 @@ class CUDAExecutable(ShowsProgram):
         for first, batch in gemm_batches(call, dims):
             at = dataclasses.replace(first, a=bases[0] + first.a * itemsize, b=bases[1] + first.b * itemsize,
                                      c=bases[2] + first.c * itemsize)
-            calls.append(functools.partial(cublas.gemm, g.dtype, at, g.alpha, g.beta) if batch.count == 1 else
-                         functools.partial(cublas.gemm_batched, g.dtype, at, g.alpha, g.beta, batch))
+            calls.append(functools.partial(cublas.gemm, g.dtype, at, g.alpha, g.beta, batch))
         return calls
 
     def _run_monitored(self, sized: _Sized, table: list[int], steps: list[tuple[int, Callable[[], Any]]],

@@ -33,7 +33,7 @@ import numpy as np
 
 import graphc as gc
 from graphc.backends.compiled import check_extents, check_sizes, contiguous, fetch_value, fetched_variables, lower_plan
-from graphc.backends.cuda.cublas import OP_T, ColumnMajorGemm
+from graphc.backends.cuda.cublas import OP_T, Batch, ColumnMajorGemm
 from graphc.backends.cuda.executable import gemm_batches
 from graphc.backends.cuda.render import BLOCK as RENDER_BLOCK
 from graphc.backends.cuda.render import PRELUDE, CudaModule, GemmCall, Launch, render
@@ -274,12 +274,17 @@ class EmulatedExecutable:
         column-major call's A is the row-major B and its B the row-major A), a batched call's members one by one."""
         g = call.gemm
         for first, batch in gemm_batches(call, dims):
-            for member in range(batch.count):
-                at = dataclasses.replace(first, a=first.a + member * batch.strides[0],
-                                         b=first.b + member * batch.strides[1], c=first.c + member * batch.strides[2])
-                column_major_gemm(at, arrays[g.b].view(g.dtype), arrays[g.a].view(g.dtype),
+            for member in batch_members(first, batch):
+                column_major_gemm(member, arrays[g.b].view(g.dtype), arrays[g.a].view(g.dtype),
                                   arrays[g.c].view(g.dtype), g.alpha, g.beta)
             self.steps_run["gemms"] += 1
+
+
+def batch_members(call: ColumnMajorGemm, batch: Batch, unit: int = 1) -> list[ColumnMajorGemm]:
+    """The GEMMs of a (strided) batched cuBLAS call, one by one: ``call`` moved by ``i·batch.strides`` elements
+    of ``unit`` (1: offsets in elements; the itemsize: addresses)."""
+    return [dataclasses.replace(call, a=call.a + i * batch.strides[0] * unit, b=call.b + i * batch.strides[1] * unit,
+                                c=call.c + i * batch.strides[2] * unit) for i in range(batch.count)]
 
 
 def synchronizing(source: str) -> set[str]:

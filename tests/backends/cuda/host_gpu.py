@@ -35,13 +35,14 @@ import pytest
 
 from graphc.backends.compiled import CompileReport
 from graphc.backends.cuda import executable
-from graphc.backends.cuda.cublas import Batch, ColumnMajorGemm
+from graphc.backends.cuda.cublas import SINGLE, Batch, ColumnMajorGemm
 from graphc.backends.cuda.nvcc import Compiled
 from graphc.backends.cuda.render import BLOCK
 from tests.backends.cuda.emulate import (
     ARGUMENTS,
     GARBAGE,
     HOST_SHIMS,
+    batch_members,
     column_major_gemm,
     compile_host,
     synchronizing,
@@ -167,20 +168,15 @@ class HostCublas:
         self.calls = 0  # GEMMs computed (a batched call's members each)
         self.batches: list[int] = []  # the size of each batched call
 
-    def gemm_batched(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float, batch: Batch) -> None:
-        self.batches.append(batch.count)
+    def gemm(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float, batch: Batch = SINGLE) -> None:
         itemsize = np.dtype(dtype).itemsize
-        for member in range(batch.count):
-            self.gemm(dtype, dataclasses.replace(call, **{name: getattr(call, name) + member * stride * itemsize
-                                                          for name, stride in zip("abc", batch.strides)}),
-                      alpha, beta)
-
-    def gemm(self, dtype: str, call: ColumnMajorGemm, alpha: float, beta: float) -> None:
-        itemsize = np.dtype(dtype).itemsize
-        a, b, c = (self.driver.rest(address) for address in (call.a, call.b, call.c))
-        a, b, c = (flat[:flat.size // itemsize * itemsize].view(dtype) for flat in (a, b, c))
-        column_major_gemm(dataclasses.replace(call, a=0, b=0, c=0), a, b, c, alpha, beta)
-        self.calls += 1
+        if batch.count > 1:
+            self.batches.append(batch.count)
+        for member in batch_members(call, batch, itemsize):
+            a, b, c = (self.driver.rest(address) for address in (member.a, member.b, member.c))
+            a, b, c = (flat[:flat.size // itemsize * itemsize].view(dtype) for flat in (a, b, c))
+            column_major_gemm(dataclasses.replace(member, a=0, b=0, c=0), a, b, c, alpha, beta)
+            self.calls += 1
 
 
 @dataclasses.dataclass(frozen=True)

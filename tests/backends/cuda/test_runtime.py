@@ -247,13 +247,13 @@ def test_runs_of_gemms_at_constant_strides_become_batched_calls():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_cublas_batched_calls_compute_each_product(dtype, rng, monkeypatch):
-    """Cublas.gemm_batched's ctypes call through the stand-in: C_i = A_i·B_i for 3 row-major products."""
+    """Cublas.gemm's batched ctypes call through the stand-in: C_i = A_i·B_i for 3 row-major products."""
     fake = _FakeCublasLibrary()
     monkeypatch.setattr(cublas_module, "library", lambda: fake)
     a, b = rng.normal(size=(3, 2, 5)).astype(dtype), rng.normal(size=(3, 5, 4)).astype(dtype)
     c = np.zeros((3, 2, 4), dtype)
     call = column_major(False, False, 2, 4, 5, a.ctypes.data, 5, b.ctypes.data, 4, c.ctypes.data, 4)
-    cublas_module.Cublas().gemm_batched(dtype, call, 1.0, 0.0, cublas_module.Batch(3, (20, 10, 8)))
+    cublas_module.Cublas().gemm(dtype, call, 1.0, 0.0, cublas_module.Batch(3, (20, 10, 8)))
     np.testing.assert_allclose(c, a @ b, rtol=1e-6)
     assert fake.calls[0] == _BATCHED[dtype]
 
