@@ -67,14 +67,22 @@ def check_case(case: OpCase, rng: np.random.Generator, backend: str = "numpy", s
         fed = [_strided(a) for a in arrays] if strided else arrays
         with gc.Session(graph, backend=backend) as sess:
             got = sess.run(list(outputs), dict(zip(placeholders, fed)))
-        for a, b in zip(arrays, before):
-            np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: an input array was modified")
-        for value, want in zip(got, expected):
-            assert value.dtype == want.dtype and value.shape == want.shape, (
-                f"{case.id}: got {value.dtype}{value.shape}, expected {want.dtype}{want.shape}")
-            rtol = case.rtol if case.rtol is not None else default_rtol(want.dtype)
-            np.testing.assert_allclose(value, want, rtol=rtol, atol=case.atol, equal_nan=True,
-                                       err_msg=f"{case.id} (unknown dims: {unknown})")
+        check_outputs(case, arrays, before, got, expected, f"unknown dims: {unknown}")
+
+
+def check_outputs(case: OpCase, arrays: list[np.ndarray], before: list[np.ndarray], got: list[np.ndarray],
+                  expected: list[np.ndarray], label: str) -> None:
+    """A run of ``case`` left its inputs (``arrays``, copied in ``before``) as they were and returned the
+    expected values: same dtypes and shapes, values within the case's tolerances (``label`` says which run)."""
+    for a, b in zip(arrays, before):
+        np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: an input array was modified")
+    assert len(got) == len(expected), f"{case.id}: {len(got)} values, expected {len(expected)}"
+    for value, want in zip(got, expected):
+        assert value.dtype == want.dtype and value.shape == want.shape, (
+            f"{case.id}: got {value.dtype}{value.shape}, expected {want.dtype}{want.shape}")
+        rtol = case.rtol if case.rtol is not None else default_rtol(want.dtype)
+        np.testing.assert_allclose(value, want, rtol=rtol, atol=case.atol, equal_nan=True,
+                                   err_msg=f"{case.id} ({label})")
 
 
 def _strided(a: np.ndarray) -> np.ndarray:

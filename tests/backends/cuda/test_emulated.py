@@ -16,7 +16,7 @@ from graphc.errors import ShapeError
 from graphc.ops.state import VARIABLE
 from tests.backends.cuda.emulate import GXX, Emulated, build, emulated
 from tests.backends.cuda.test_render import bench_workloads
-from tests.ops.harness import OpCase, _as_tuple, default_rtol
+from tests.ops.harness import OpCase, _as_tuple, check_outputs, default_rtol
 from tests.ops.test_ops import ALL_CASES
 
 pytestmark = pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
@@ -86,15 +86,7 @@ def test_op_case_matches_numpy_on_emulated_cuda(built, number):
     before = [a.copy() for a in arrays]
     got, updates = program.run(dict(zip(placeholders, arrays)))
     assert updates == {}
-    for a, b in zip(arrays, before):
-        np.testing.assert_array_equal(a, b, err_msg=f"{case.id}: an input array was modified")
-    assert len(got) == len(expected)
-    for value, want in zip(got, expected):
-        assert value.dtype == want.dtype and value.shape == want.shape, (
-            f"{case.id}: got {value.dtype}{value.shape}, expected {want.dtype}{want.shape}")
-        rtol = case.rtol if case.rtol is not None else default_rtol(want.dtype)
-        np.testing.assert_allclose(value, want, rtol=rtol, atol=case.atol, equal_nan=True,
-                                   err_msg=f"{case.id} (unknown dims: {unknown}) on emulated cuda")
+    check_outputs(case, arrays, before, got, expected, f"unknown dims: {unknown}, on emulated cuda")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
