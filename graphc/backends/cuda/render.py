@@ -247,11 +247,12 @@ GRID_MAX = 1024  # the most blocks of its first pass (the partial values' slots)
 @dataclass(frozen=True)
 class _GridPass:
     """Pass ``number`` (1 or 2) of a full reduction over a grid: the row's statements ``before`` its reducing
-    ``loop`` (declarations) and ``after`` it, and the accumulators the loop reduces."""
+    loop (declarations) and ``after`` it, the loops one index runs over (``_column_nest``) and the
+    accumulators the loop reduces."""
 
     number: int
     before: tuple[ir.Stmt, ...]
-    loop: ir.Loop
+    nest: tuple[ir.Loop, ...]
     after: tuple[ir.Stmt, ...]
     reductions: tuple[tuple[ir.Local, Call], ...]
 
@@ -271,7 +272,8 @@ def _full_reduction(part: _Part) -> list[_Part]:
     before, after = tuple(row.body[:at]), tuple(row.body[at + 1:])
     if any(not isinstance(s, ir.Declare) for s in before):
         return [part]
-    count = ir.product(loop.extent for loop in _column_nest(loops[0], row.index))
+    nest = tuple(_column_nest(loops[0], row.index))
+    count = ir.product(loop.extent for loop in nest)
     known = ir.static_value(count)
     if known is not None and known <= GRID_REDUCTION_MIN:
         return [part]
@@ -279,7 +281,7 @@ def _full_reduction(part: _Part) -> list[_Part]:
     large = () if known is not None else (scalar.logical_not(small),)
     passes = []
     for number, body in ((1, [*before, loops[0]]), (2, [*before, *after])):
-        grid = _GridPass(number, before, loops[0], after, tuple(part.block[id(loops[0])]))
+        grid = _GridPass(number, before, nest, after, tuple(part.block[id(loops[0])]))
         passes.append(_Part(body, row, (*part.guard, *large), block=part.block, grid_pass=grid))
     return passes if known is not None else [dataclasses.replace(part, guard=(*part.guard, small)), *passes]
 
@@ -537,24 +539,23 @@ def _grid_passes(name: str, grid: _GridPass, writer: _Writer, lines: list[str]) 
     block's slot (block 0 also stores how many blocks ran). Pass 2: one block folds the slots (every
     accumulator starts as declared: 0 for a sum, so folding it once per block changes nothing) and runs the
     statements after the loop."""
-    kernel, launch = name.rsplit("_", 1)
-    base = name if grid.number == 1 else f"{kernel}_{int(launch) - 1}"  # pass 1's name: the slots' prefix
-    slots = {local.name: f"{base}_partial_{local.name}" for local, _ in grid.reductions}
+    kernel = name.rsplit("_", 1)[0]  # both passes' names begin so; the kernel's locals are unique in it
+    slots = {local.name: f"{kernel}_partial_{local.name}" for local, _ in grid.reductions}
+    blocks = f"{kernel}_blocks_{grid.reductions[0][0].name}"
     writer.statements(grid.before, lines, 1)
     if grid.number == 1:
-        nest = _column_nest(grid.loop, ir.Index("row"))
-        threads = _grid_stride(nest, writer, lines)
-        writer.statements(nest[-1].body, lines, 2)
+        threads = _grid_stride(list(grid.nest), writer, lines)
+        writer.statements(grid.nest[-1].body, lines, 2)
         lines.append("  }")
         for local, update in grid.reductions:
             lines += _block_combine(local, update)
         lines.append("  if (threadIdx.x == 0) {")
         lines += [f"    {slots[local.name]}[blockIdx.x] = {local.name};" for local, _ in grid.reductions]
-        lines += [f"    if (blockIdx.x == 0) {base}_blocks = gridDim.x;", "  }"]
+        lines += [f"    if (blockIdx.x == 0) {blocks} = gridDim.x;", "  }"]
         declarations = [f"__device__ {C_TYPE[local.dtype]} {slots[local.name]}[{GRID_MAX}];"
-                        for local, _ in grid.reductions] + [f"__device__ unsigned {base}_blocks;"]
+                        for local, _ in grid.reductions] + [f"__device__ unsigned {blocks};"]
         return scalar.minimum(threads, ir.const(GRID_MAX * BLOCK)), declarations
-    lines.append(f"  for (unsigned slot = threadIdx.x; slot < {base}_blocks; slot += blockDim.x) {{")
+    lines.append(f"  for (unsigned slot = threadIdx.x; slot < {blocks}; slot += blockDim.x) {{")
     for local, update in grid.reductions:
         combine = _PRIMITIVES[update.primitive.name](update, [local.name, f"{slots[local.name]}[slot]"])
         lines.append(f"    {local.name} = {combine};")

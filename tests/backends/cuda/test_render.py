@@ -352,11 +352,11 @@ def test_full_reduction_over_many_elements_runs_on_a_grid_then_one_block():
     assert ir.evaluate_size(first.threads, [0]) == render_module.GRID_MAX * render_module.BLOCK  # the most
     assert second.threads == ir.const(render_module.BLOCK)
     one, two = _functions(module).values()
-    assert "__device__ float graphc_k0_0_partial_acc0[1024];" in module.source
+    assert "__device__ float graphc_k0_partial_acc0[1024];" in module.source
     assert "for (long long flat_i0 = (long long)blockIdx.x * blockDim.x + threadIdx.x;" in one
-    assert "graphc_k0_0_partial_acc0[blockIdx.x] = acc0;" in one and "graphc_k0_0_blocks = gridDim.x" in one
+    assert "graphc_k0_partial_acc0[blockIdx.x] = acc0;" in one and "graphc_k0_blocks_acc0 = gridDim.x" in one
     assert "b1[0LL]" not in one  # the sum is stored by pass 2 only
-    assert "slot < graphc_k0_0_blocks" in two and "acc0 = (acc0 + graphc_k0_0_partial_acc0[slot]);" in two
+    assert "slot < graphc_k0_blocks_acc0" in two and "acc0 = (acc0 + graphc_k0_partial_acc0[slot]);" in two
     assert "b1[0LL] = acc0;" in two
 
 
